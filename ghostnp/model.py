@@ -1,0 +1,106 @@
+"""The GhostNet model: an architecture, its parameters and an op table, with timm's method names."""
+
+import numpy as np
+
+from . import layers
+from .architecture import MIN_INPUT_SIZE
+from .ops import get_ops, resolve_backend
+from .params import fold_batchnorm, is_trainable, validate_params
+
+
+def check_input(x, in_chs=3):
+    """Reject what would give a silent wrong answer or a NumPy error from deep inside; return ``x``."""
+    if not isinstance(x, np.ndarray):
+        raise ValueError(f"input must be a numpy array of shape (N, {in_chs}, H, W), got {type(x).__name__}")
+    if x.ndim != 4:
+        hint = " (add a batch axis: x[None])" if x.ndim == 3 else ""
+        raise ValueError(f"input must have shape (N, {in_chs}, H, W), got shape {x.shape}{hint}")
+    if x.shape[1] != in_chs:
+        hint = " (channels last? use x.transpose(0, 3, 1, 2))" if x.shape[3] == in_chs else ""
+        raise ValueError(f"input must have {in_chs} channels on axis 1 (NCHW), got shape {x.shape}{hint}")
+    if min(x.shape[2:]) < MIN_INPUT_SIZE:
+        raise ValueError(
+            f"input height and width must be at least {MIN_INPUT_SIZE} (the last stage must stay >= 2 x 2 "
+            f"for the DFC average pool), got {x.shape[2]} x {x.shape[3]}; resize the image first"
+        )
+    if x.dtype not in (np.float32, np.float64):
+        raise ValueError(
+            f"input dtype must be float32 or float64, got {x.dtype}; preprocess images first "
+            "(ghostnp.preprocess) or convert with x.astype(np.float32)"
+        )
+    if not np.all(np.isfinite(x)):
+        raise ValueError("input contains NaN or Inf values")
+    return x
+
+
+class GhostNet:
+    """GhostNet / GhostNetV2 inference.
+
+    Parameters
+    ----------
+    arch : ghostnp.architecture.Architecture
+    params : dict[str, ndarray], keyed like the PyTorch state_dict (validated here).
+    backend : "numpy", "numba", "auto" or None (environment variable ``GHOSTNP_BACKEND``, else numpy).
+    fold_bn : fold BatchNorm into the convolutions once (default: True for numba, False for numpy, so the
+        NumPy path computes exactly the published layers).
+
+    ``model(x)`` maps x : (N, 3, H, W) float32 or float64, H, W >= 33, to logits (N, num_classes) in x's dtype.
+    """
+
+    def __init__(self, arch, params, *, backend=None, fold_bn=None, source="weights"):
+        self.arch = arch
+        self.params = validate_params(params, arch, source)
+        self.backend = resolve_backend(backend)
+        self.ops = get_ops(self.backend)
+        self.fold_bn = self.backend != "numpy" if fold_bn is None else fold_bn
+        self._run_params = fold_batchnorm(self.params) if self.fold_bn else self.params
+
+    def __repr__(self):
+        return f"GhostNet({self.arch.name!r}, backend={self.backend!r}, params={self.num_params:,})"
+
+    @property
+    def num_params(self):
+        return sum(v.size for k, v in self.params.items() if is_trainable(k))
+
+    def __call__(self, x):
+        return self.forward(x)
+
+    def forward(self, x):
+        """Logits: (N, 3, H, W) -> (N, num_classes)."""
+        return self.forward_head(self.forward_features(x))
+
+    def forward_features(self, x, *, trace=None):
+        """Stem, the 16 Ghost bottlenecks and the final 1x1 conv: (N, 3, H, W) -> (N, final_chs, H/32, W/32)."""
+        check_input(x)
+        ops, params = self.ops, self._run_params
+        x = layers.stem(ops, params, x, trace=trace)  # (N, stem_chs, H/2, W/2)
+        for spec in self.arch.blocks:
+            x = layers.ghost_bottleneck(ops, params, spec, x, trace=trace)
+        return layers.final_conv(ops, params, self.arch.final_conv, x, trace=trace)  # (N, final_chs, H/32, W/32)
+
+    def forward_head(self, features, pre_logits=False, *, trace=None):
+        """(N, final_chs, h, w) -> logits (N, num_classes), or the pooled 1280-wide features with ``pre_logits``."""
+        return layers.head(self.ops, self._run_params, features, pre_logits=pre_logits, trace=trace)
+
+    def forward_intermediates(self, x):
+        """Logits and a dict of every named intermediate result, in the order computed.
+
+        Keys are state_dict prefixes: each conv's output after its BatchNorm (and ReLU) under the conv's
+        key (``"blocks.3.0.ghost1.primary_conv.0"``), each Ghost module's output (``"blocks.3.0.ghost1"``),
+        each bottleneck's output (``"blocks.3.0"``), the DFC gate before and after upsampling
+        (``"blocks.3.0.ghost1.short_conv.gate"``, ``"...gate_upsampled"``), ``"conv_head"`` (N, 1280) and
+        ``"classifier"`` (the logits).
+        """
+        trace = {}
+        logits = self.forward_head(self.forward_features(x, trace=trace), trace=trace)
+        return logits, trace
+
+    def state_dict(self):
+        """The parameters as a flat dict in PyTorch's key order, with ``num_batches_tracked`` (int64 0)
+        after each BatchNorm as in a PyTorch state_dict, so the keys equal PyTorch's one for one."""
+        out = {}
+        for key, value in self.params.items():
+            out[key] = value
+            if key.endswith(".running_var"):
+                out[key[: -len("running_var")] + "num_batches_tracked"] = np.array(0, dtype=np.int64)
+        return out

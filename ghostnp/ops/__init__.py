@@ -1,0 +1,62 @@
+"""The op table: one set of op names, two implementations.
+
+``numpy_ops`` is the reference (always available); ``numba_ops`` has the same signatures with jitted loops
+and is imported only when asked for. The model code calls ops through a table, so a backend is a choice
+of table, never a second copy of the network.
+
+Backends: ``"numpy"``, ``"numba"``, ``"auto"`` (numba when importable, else numpy). ``None`` reads the
+environment variable ``GHOSTNP_BACKEND`` and defaults to ``"numpy"``.
+"""
+
+import importlib
+import os
+
+from . import numpy_ops
+
+BACKENDS = ("numpy", "numba", "auto")
+
+OP_NAMES = (
+    "conv2d",
+    "batch_norm",
+    "relu",
+    "sigmoid",
+    "hard_sigmoid",
+    "avg_pool_2x2",
+    "global_avg_pool",
+    "upsample_nearest",
+    "linear",
+    "add",
+    "multiply",
+    "concat_channels",
+)
+
+
+def numba_available():
+    """True when numba can be imported (without importing it)."""
+    return importlib.util.find_spec("numba") is not None
+
+
+def resolve_backend(backend=None):
+    """Turn ``None`` / ``"auto"`` / a name into the concrete backend name, checking it."""
+    if backend is None:
+        backend = os.environ.get("GHOSTNP_BACKEND", "numpy") or "numpy"
+    if backend not in BACKENDS:
+        raise ValueError(f"unknown backend {backend!r}; choose one of {', '.join(BACKENDS)}")
+    if backend == "auto":
+        return "numba" if numba_available() else "numpy"
+    if backend == "numba" and not numba_available():
+        raise ImportError(
+            "the 'numba' backend needs numba, which is not installed: pip install 'ghostnp[fast]' "
+            "(or use backend='numpy')"
+        )
+    return backend
+
+
+def get_ops(backend=None):
+    """The op table (a module whose attributes are the ops in ``OP_NAMES``) for a backend."""
+    name = resolve_backend(backend)
+    if name == "numpy":
+        return numpy_ops
+    from . import numba_ops
+
+    return numba_ops
