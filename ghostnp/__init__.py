@@ -10,6 +10,7 @@
 from .errors import CheckpointError, DownloadError, GhostnpError, ImageError
 from .params import fold_batchnorm
 from .registry import create_model, expected_shapes, get_architecture, list_models
+from .summary import summary
 
 __version__ = "0.1.0"
 
@@ -23,4 +24,5 @@ __all__ = [
     "fold_batchnorm",
     "get_architecture",
     "list_models",
+    "summary",
 ]

@@ -76,10 +76,13 @@ class Architecture:
     num_classes: int = NUM_CLASSES
 
 
-def build_architecture(width=1.0, version=2, num_classes=NUM_CLASSES, stages=STAGES, name=None):
+def build_architecture(
+    width=1.0, version=2, num_classes=NUM_CLASSES, *, stages=STAGES, final_conv_chs=FINAL_CONV_CHS, head_chs=HEAD_CHS, name=None
+):
     """The block specs of GhostNet (``version=1``) or GhostNetV2 (``version=2``) at a width multiplier.
 
-    ``stages`` may be replaced (same row format as :data:`STAGES`) to build small test networks.
+    ``stages``, ``final_conv_chs`` and ``head_chs`` may be replaced (``stages`` in the row format of
+    :data:`STAGES`) to build small test networks.
     """
     if version not in (1, 2):
         raise ValueError(f"version must be 1 (GhostNet) or 2 (GhostNetV2), got {version!r}")
@@ -98,7 +101,7 @@ def build_architecture(width=1.0, version=2, num_classes=NUM_CLASSES, stages=STA
             )
             in_chs, flat = out_chs, flat + 1
     final_conv = f"blocks.{len(stages)}.0"
-    final_chs = make_divisible(FINAL_CONV_CHS * width)
+    final_chs = make_divisible(final_conv_chs * width)
     if name is None:
         name = f"ghostnet{'v2' if version == 2 else ''}_{round(width * 100)}"
-    return Architecture(name, width, version, stem_chs, tuple(blocks), final_conv, final_chs, HEAD_CHS, num_classes)
+    return Architecture(name, width, version, stem_chs, tuple(blocks), final_conv, final_chs, head_chs, num_classes)

@@ -17,7 +17,8 @@ MODELS = {
 }
 
 # A small GhostNetV2 with the real structure (stem, stride-2 stages, SE, conv and identity shortcuts, DFC
-# from the third block on) for fast tests and teaching: 5 blocks instead of 16.
+# from the third block on) for fast tests and teaching: 5 blocks instead of 16, a 64-wide final conv and a
+# 128-wide head.
 #              k, exp,  c,   se,   s
 TINY_STAGES = (
     ((3, 8, 8, 0.0, 1),),
@@ -42,7 +43,7 @@ def get_architecture(name, num_classes=1000):
     ``ghostnet_<percent>`` (e.g. ``ghostnetv2_050`` for width 0.5).
     """
     if name == TINY_MODEL:
-        return build_architecture(1.0, 2, num_classes, stages=TINY_STAGES, name=name)
+        return build_architecture(1.0, 2, num_classes, stages=TINY_STAGES, final_conv_chs=64, head_chs=128, name=name)
     if name in MODELS:
         return build_architecture(num_classes=num_classes, name=name, **MODELS[name])
     match = _WIDTH_NAME.match(name)
