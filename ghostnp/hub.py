@@ -47,7 +47,7 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
 
-from .errors import DownloadError
+from .errors import CheckpointError, DownloadError
 from .pretrained import PretrainedConfig, get_pretrained_config, list_pretrained
 
 TIMEOUT_SECONDS = 30.0
@@ -161,6 +161,7 @@ def fetch_pretrained(name: str, *, progress: bool = True) -> Path:
         says which file is needed, where to download it, and where to put it.
     CheckpointError
         The downloaded file is not a valid checkpoint for the architecture (from ``weights_converter``).
+        A file with no published hash is then removed from the cache, so that the next call fetches it anew.
     """
     config = get_pretrained_config(name)
     target = cache_dir() / f"{config.tag}.npz"
@@ -169,8 +170,13 @@ def fetch_pretrained(name: str, *, progress: bool = True) -> Path:
         if _cached_file_is_valid(target, None, progress):
             return target
         _remove_stale_temporaries(target)
-        checkpoint = _obtain_checkpoint(config, progress)
-        _convert_into(checkpoint, target, config.architecture)
+        checkpoint, published_sha256 = _obtain_checkpoint(config, progress)
+        try:
+            _convert_into(checkpoint, target, config.architecture)
+        except CheckpointError:
+            if published_sha256 is None:  # unverifiable bytes that are no checkpoint: do not keep them
+                _forget(checkpoint)
+            raise
     return target
 
 
@@ -246,8 +252,11 @@ def _is_bookkeeping(path: Path) -> bool:
     return path.suffix in (".lock", ".sha256") or ".part" in path.suffixes
 
 
-def _obtain_checkpoint(config: PretrainedConfig, progress: bool) -> Path:
-    """A verified local copy of one of the config's source files: cached ones first, then downloads in order."""
+def _obtain_checkpoint(config: PretrainedConfig, progress: bool) -> tuple[Path, str | None]:
+    """A verified local copy of one of the config's sources (cached ones first, then downloads in order).
+
+    Returns the path and the source's published sha256 (None where none is published).
+    """
     mirror = os.environ.get("GHOSTNP_WEIGHTS_URL", "").rstrip("/")
     candidates = [
         (f"{mirror}/{config.tag}/{source.file_name}" if mirror else source.url, source_path(config, source.file_name), source.sha256)
@@ -257,7 +266,7 @@ def _obtain_checkpoint(config: PretrainedConfig, progress: bool) -> Path:
     failures = []
     for url, path, sha256 in candidates:
         try:
-            return download(url, path, sha256=sha256, progress=progress)
+            return download(url, path, sha256=sha256, progress=progress), sha256
         except DownloadError as error:
             failures.append(str(error))
     raise DownloadError(_unavailable_message(config, "GHOSTNP_OFFLINE is set" if is_offline() else "; ".join(failures)))
@@ -316,9 +325,14 @@ def _cached_file_is_valid(path: Path, sha256: str | None, progress: bool) -> boo
         RuntimeWarning,
         stacklevel=3,
     )
-    path.unlink()
-    _sidecar(path).unlink(missing_ok=True)
+    _forget(path)
     return False
+
+
+def _forget(path: Path) -> None:
+    """Remove a cached file and its recorded hash."""
+    path.unlink(missing_ok=True)
+    _sidecar(path).unlink(missing_ok=True)
 
 
 def _fetch_with_retry(url: str, dest: Path, *, sha256: str | None, progress: bool, timeout: float) -> str:

@@ -8,6 +8,7 @@ import dataclasses
 import fcntl
 import hashlib
 import io
+import json
 import os
 import socket
 import subprocess
@@ -22,8 +23,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import ghostnp
 from ghostnp import pretrained
-from ghostnp.errors import DownloadError
+from ghostnp.errors import CheckpointError, DownloadError
 from ghostnp.hub import cache_dir, cache_entries, clear_cache, download, fetch_pretrained, file_sha256
 from ghostnp.pretrained import WeightsSource, get_pretrained_config
 
@@ -408,6 +410,28 @@ def test_mirror_replaces_the_publishers_urls(server, cache, conversions, local_s
     assert server.hits() == server.hits(f"/mirror/{TAG}/ck_ghostnetv2_10.pth.tar") == 1
 
 
+def test_a_copy_of_a_cache_folder_is_a_file_mirror(server, cache, conversions, local_sources, monkeypatch, tmp_path):
+    fetch_pretrained(TAG, progress=False)
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    (cache / TAG).rename(mirror / TAG)
+    clear_cache()
+    monkeypatch.setenv("GHOSTNP_WEIGHTS_URL", mirror.as_uri())
+    assert npz_source_bytes(fetch_pretrained(TAG, progress=False)) == OFFICIAL_BYTES
+    assert server.hits() == 1  # only the first fetch went to the server
+
+
+def test_download_that_is_no_checkpoint_is_not_kept(server, cache, local_sources, monkeypatch):
+    def convert(src, out=None, arch=None):
+        raise CheckpointError(f"{src} is an HTML page, not a checkpoint")
+
+    monkeypatch.setitem(sys.modules, "weights_converter", types.SimpleNamespace(convert=convert))
+    with pytest.raises(CheckpointError, match="HTML page"):
+        fetch_pretrained(TAG, progress=False)
+    assert cache_entries() == [] and leftovers(cache) == []
+    assert sorted(path.name for path in (cache / TAG).iterdir()) == ["ck_ghostnetv2_10.pth.tar.lock"]
+
+
 def test_offline_error_says_what_to_download_and_where_to_put_it(server, cache, conversions, local_sources, monkeypatch):
     monkeypatch.setenv("GHOSTNP_OFFLINE", "1")
     with pytest.raises(DownloadError) as raised:
@@ -428,6 +452,38 @@ def test_unreachable_sources_give_the_same_advice(cache, conversions, monkeypatc
     with pytest.raises(DownloadError, match="could not download .*this file.*--weights PATH"):
         fetch_pretrained("ghostnet_100", progress=False)
     assert not (cache / "ghostnet_100.in1k.npz").exists() and leftovers(cache) == []
+
+
+def safetensors_bytes(arrays):
+    """A safetensors file (8-byte header length, JSON header, raw little-endian data) holding ``arrays``."""
+    header, offset = {}, 0
+    for name, array in arrays.items():
+        dtype = {"float32": "F32", "int64": "I64"}[array.dtype.name]
+        header[name] = {"dtype": dtype, "shape": list(array.shape), "data_offsets": [offset, offset + array.nbytes]}
+        offset += array.nbytes
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + b"".join(array.astype(array.dtype.newbyteorder("<")).tobytes() for array in arrays.values())
+
+
+def test_fetch_pretrained_converts_a_timm_safetensors_copy(server, cache, local_sources):
+    weights_converter = pytest.importorskip("weights_converter")
+    if not hasattr(weights_converter, "convert"):
+        pytest.skip("weights_converter.convert is not available yet")
+    rng = np.random.default_rng(0)
+    arrays = {
+        key: np.abs(rng.standard_normal(shape, dtype=np.float32)) + 0.5 if key.endswith("running_var")
+        else rng.standard_normal(shape, dtype=np.float32)
+        for key, shape in ghostnp.expected_shapes("ghostnetv2_100").items()
+    }
+    timm_file = {**arrays, "bn1.num_batches_tracked": np.array(7, dtype=np.int64)}
+    server.serve("/release/ck_ghostnetv2_10.pth.tar", status=404)
+    server.serve(f"/timm/{TAG}/model.safetensors", body=safetensors_bytes(timm_file))
+    path = fetch_pretrained(TAG, progress=False)
+    converted, _ = weights_converter.read_checkpoint(path)
+    assert sorted(converted) == sorted(arrays)
+    for key, array in arrays.items():
+        np.testing.assert_array_equal(converted[key], array, err_msg=key)
 
 
 # ---------------------------------------------------------------------------------- listing, clearing
