@@ -1,0 +1,125 @@
+"""Recognise which GhostNet a state_dict belongs to, from its keys and shapes alone.
+
+Each model in ``ghostnp.list_models()`` has an exact key set with shapes (``ghostnp.expected_shapes``).
+A state_dict matches a model when it has every key, no other key, and every shape agrees; otherwise the
+closest model's differences are reported all at once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ghostnp.errors import CheckpointError
+
+SHOWN = 10  # keys listed per kind of difference before "and N more"
+
+
+@dataclass(frozen=True)
+class KeyDiff:
+    """How a state_dict differs from a model's expected keys and shapes."""
+
+    missing: list[str]
+    unexpected: list[str]
+    wrong_shape: list[str]  # "key: (got) vs expected (want)"
+
+    @property
+    def count(self) -> int:
+        return len(self.missing) + len(self.unexpected) + len(self.wrong_shape)
+
+    def describe(self) -> str:
+        """Every kind of difference on its own line, at most ``SHOWN`` keys each."""
+        lines = []
+        for label, keys in (("missing", self.missing), ("unexpected", self.unexpected),
+                            ("wrong shape", self.wrong_shape)):  # fmt: skip
+            if keys:
+                more = f" ... and {len(keys) - SHOWN} more" if len(keys) > SHOWN else ""
+                lines.append(f"  {len(keys)} {label}: {', '.join(keys[:SHOWN])}{more}")
+        return "\n".join(lines)
+
+
+def compare_shapes(state_dict: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]]) -> KeyDiff:
+    """Compare a state_dict's keys and shapes with a model's expected ones.
+
+    Parameters
+    ----------
+    state_dict : dict of str to ndarray
+    expected : dict of str to tuple of int
+
+    Returns
+    -------
+    KeyDiff
+        Keys in the order of ``expected`` (missing, wrong shape) and of ``state_dict`` (unexpected).
+    """
+    missing = [key for key in expected if key not in state_dict]
+    unexpected = [key for key in state_dict if key not in expected]
+    wrong_shape = [
+        f"{key}: {tuple(state_dict[key].shape)} vs expected {tuple(shape)}"
+        for key, shape in expected.items()
+        if key in state_dict and tuple(state_dict[key].shape) != tuple(shape)
+    ]
+    return KeyDiff(missing, unexpected, wrong_shape)
+
+
+def model_shapes() -> dict[str, dict[str, tuple[int, ...]]]:
+    """``{name: ghostnp.expected_shapes(name)}`` for every model ghostnp builds."""
+    import ghostnp  # the model package is imported only when a state_dict is checked against it
+
+    return {name: ghostnp.expected_shapes(name) for name in ghostnp.list_models()}
+
+
+def detect_architecture(
+    state_dict: dict[str, np.ndarray],
+    candidates: dict[str, dict[str, tuple[int, ...]]] | None = None,
+    *,
+    source: str = "the state_dict",
+) -> str:
+    """Name the model whose keys and shapes the state_dict matches exactly.
+
+    Parameters
+    ----------
+    state_dict : dict of str to ndarray
+        Cleaned keys (as ``read_checkpoint`` returns them).
+    candidates : dict of str to dict of str to tuple, optional
+        Expected shapes by model name; defaults to every model in ``ghostnp.list_models()``.
+    source : str
+        Names the weights in the error message (e.g. the file).
+
+    Returns
+    -------
+    str
+        The model's name, e.g. 'ghostnetv2_100'.
+
+    Raises
+    ------
+    CheckpointError
+        When no model matches; lists the closest model's missing, unexpected and wrong-shape keys.
+    """
+    candidates = model_shapes() if candidates is None else candidates
+    diffs = {name: compare_shapes(state_dict, expected) for name, expected in candidates.items()}
+    for name, diff in diffs.items():
+        if diff.count == 0:
+            return name
+    closest = min(diffs, key=lambda name: diffs[name].count)
+    raise CheckpointError(
+        f"{source}: the weights match none of {', '.join(candidates)}; the closest is {closest}, which differs in "
+        f"{diffs[closest].count} keys:\n{diffs[closest].describe()}\n"
+        "The file holds another network, or a modified GhostNet, which ghostnp cannot build."
+    )
+
+
+def check_architecture(
+    state_dict: dict[str, np.ndarray],
+    name: str,
+    candidates: dict[str, dict[str, tuple[int, ...]]] | None = None,
+    *,
+    source: str = "the state_dict",
+) -> None:
+    """Raise ``CheckpointError`` unless the state_dict fits model ``name`` exactly (all differences listed)."""
+    candidates = model_shapes() if candidates is None else candidates
+    if name not in candidates:
+        raise CheckpointError(f"unknown architecture {name!r}; choose one of {', '.join(candidates)}")
+    diff = compare_shapes(state_dict, candidates[name])
+    if diff.count:
+        raise CheckpointError(f"{source}: the weights do not fit {name} ({diff.count} differences):\n{diff.describe()}")
