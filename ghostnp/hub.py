@@ -90,7 +90,9 @@ def file_sha256(path) -> str:
     return digest.hexdigest()
 
 
-def download(url: str, dest, *, sha256: str | None = None, progress: bool = True, timeout: float = TIMEOUT_SECONDS) -> Path:
+def download(
+    url: str, dest, *, sha256: str | None = None, progress: bool = True, timeout: float = TIMEOUT_SECONDS
+) -> Path:
     """Make sure ``dest`` holds the file published at ``url``, downloading it if needed.
 
     A present, verified ``dest`` is returned without a request. Otherwise the file is streamed into a
@@ -130,11 +132,11 @@ def download(url: str, dest, *, sha256: str | None = None, progress: bool = True
             return dest
         _remove_stale_temporaries(dest)
         if is_offline():
-            raise DownloadError(f"{dest} is not in the cache, and GHOSTNP_OFFLINE is set, so {url} was not requested")
+            raise DownloadError(f"{dest} is not in the cache, and GHOSTNP_OFFLINE is set: {url} was not requested")
         actual = _fetch_with_retry(url, dest, sha256=sha256, progress=progress, timeout=timeout)
         if sha256 is None:
             _write_sidecar(dest, actual)
-            _say(progress, f"sha256 {actual}  {dest.name} (no hash is published for it: recorded in {_sidecar(dest).name})")
+            _say(progress, f"sha256 {actual}  {dest.name} (none is published: recorded in {_sidecar(dest).name})")
     return dest
 
 
@@ -210,11 +212,15 @@ def cache_entries() -> list[CacheEntry]:
     Only files belonging to registered tags are listed; lock files, hash records and temporaries are not.
     """
     root = cache_dir()
-    entries = []
-    for path in (path for tag in list_pretrained() for path in _tag_paths(tag) if not _is_bookkeeping(path)):
-        for file in path.rglob("*") if path.is_dir() else [path]:
-            if file.is_file() and not _is_bookkeeping(file):
-                entries.append(CacheEntry(file.relative_to(root).as_posix(), file.stat().st_size, file_sha256(file)))
+    files = []
+    for path in (path for tag in list_pretrained() for path in _tag_paths(tag)):
+        if not _is_bookkeeping(path):  # skips a temporary folder with everything in it
+            files.extend(path.rglob("*") if path.is_dir() else [path])
+    entries = [
+        CacheEntry(file.relative_to(root).as_posix(), file.stat().st_size, file_sha256(file))
+        for file in files
+        if file.is_file() and not _is_bookkeeping(file)
+    ]
     return sorted(entries, key=lambda entry: entry.name)
 
 
@@ -259,7 +265,11 @@ def _obtain_checkpoint(config: PretrainedConfig, progress: bool) -> tuple[Path, 
     """
     mirror = os.environ.get("GHOSTNP_WEIGHTS_URL", "").rstrip("/")
     candidates = [
-        (f"{mirror}/{config.tag}/{source.file_name}" if mirror else source.url, source_path(config, source.file_name), source.sha256)
+        (
+            f"{mirror}/{config.tag}/{source.file_name}" if mirror else source.url,
+            source_path(config, source.file_name),
+            source.sha256,
+        )
         for source in config.sources
     ]
     candidates.sort(key=lambda candidate: not candidate[1].is_file())  # a cached file before any download
@@ -269,13 +279,16 @@ def _obtain_checkpoint(config: PretrainedConfig, progress: bool) -> tuple[Path, 
             return download(url, path, sha256=sha256, progress=progress), sha256
         except DownloadError as error:
             failures.append(str(error))
-    raise DownloadError(_unavailable_message(config, "GHOSTNP_OFFLINE is set" if is_offline() else "; ".join(failures)))
+    reason = "GHOSTNP_OFFLINE is set" if is_offline() else "; ".join(failures)
+    raise DownloadError(_unavailable_message(config, reason))
 
 
 def _unavailable_message(config: PretrainedConfig, reason: str) -> str:
     """One paragraph: which file is needed, where to download it, where to put it, and the alternative."""
     downloads = " or ".join(config.urls)
-    places = " or ".join(f"{source_path(config, source.file_name)} (for {source.file_name})" for source in config.sources)
+    places = " or ".join(
+        f"{source_path(config, source.file_name)} (for {source.file_name})" for source in config.sources
+    )
     return (
         f"The pretrained weights {config.tag} are not in the cache and could not be downloaded ({reason}). "
         f"Download {'one of these files' if len(config.sources) > 1 else 'this file'} on a machine with "
@@ -287,7 +300,7 @@ def _unavailable_message(config: PretrainedConfig, reason: str) -> str:
 
 
 def _convert_into(checkpoint: Path, target: Path, architecture: str) -> None:
-    """Convert a checkpoint to ghostnp's ``.npz`` at ``target`` through a temporary folder, then record its hash."""
+    """Convert a checkpoint to ghostnp's ``.npz`` at ``target`` via a temporary folder; record its hash."""
     import weights_converter  # imported lazily: needed once per set of weights
 
     scratch = _temporary_beside(target)
@@ -352,7 +365,7 @@ def _fetch_with_retry(url: str, dest: Path, *, sha256: str | None, progress: boo
 
 
 def _fetch_once(url: str, dest: Path, *, sha256: str | None, progress: bool, timeout: float) -> str:
-    """Stream ``url`` into a new temporary file beside ``dest``, check it, move it to ``dest``; return its sha256."""
+    """Stream ``url`` into a new temporary beside ``dest``, check it, move it to ``dest``; return its sha256."""
     temporary = _temporary_beside(dest)
     try:
         request = urllib.request.Request(url, headers={"User-Agent": "ghostnp"})

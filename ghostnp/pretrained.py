@@ -137,7 +137,7 @@ _CONFIGS = {
 
 
 def list_pretrained() -> list[str]:
-    """The tags of every registered set of weights, sorted (``["ghostnet_100.in1k", "ghostnetv2_100.in1k", ...]``)."""
+    """The tags of every registered set of weights, sorted: ``["ghostnet_100.in1k", "ghostnetv2_100.in1k", ...]``."""
     return sorted(_CONFIGS)
 
 

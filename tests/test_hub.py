@@ -145,7 +145,8 @@ download(sys.argv[1], sys.argv[2], progress=False)
 def start_child_download(url, dest):
     """``download(url, dest)`` in a separate Python process; its stdout says "ready" just before."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
-    return subprocess.Popen([sys.executable, "-c", CHILD, url, str(dest)], stdout=subprocess.PIPE, text=True, env=env)
+    command = [sys.executable, "-c", CHILD, url, str(dest)]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, text=True, env=env)
 
 
 # ---------------------------------------------------------------------------------------- cache folder
@@ -361,7 +362,8 @@ def local_sources(server, monkeypatch):
     """ghostnetv2_100.in1k with its two sources served by the local server."""
     official = server.serve("/release/ck_ghostnetv2_10.pth.tar", body=OFFICIAL_BYTES)
     copy = server.serve(f"/timm/{TAG}/model.safetensors", body=COPY_BYTES)
-    config = dataclasses.replace(get_pretrained_config(TAG), sources=(WeightsSource(official), WeightsSource(copy)))
+    sources = (WeightsSource(official), WeightsSource(copy))
+    config = dataclasses.replace(get_pretrained_config(TAG), sources=sources)
     monkeypatch.setitem(pretrained._CONFIGS, TAG, config)
     return config
 
@@ -403,6 +405,15 @@ def test_corrupted_npz_is_converted_again_from_the_cached_source(server, cache, 
     assert len(conversions) == 2 and server.hits() == 1
 
 
+def test_conversion_left_unfinished_by_a_killed_process_is_ignored_then_removed(cache, conversions, local_sources):
+    scratch = cache / f"{TAG}.npz.0123456789abcdef.part"
+    scratch.mkdir(parents=True)
+    (scratch / f"{TAG}.npz").write_bytes(b"PK\x03\x04 half written")
+    assert cache_entries() == []
+    assert npz_source_bytes(fetch_pretrained(TAG, progress=False)) == OFFICIAL_BYTES
+    assert leftovers(cache) == []
+
+
 def test_mirror_replaces_the_publishers_urls(server, cache, conversions, local_sources, monkeypatch):
     monkeypatch.setenv("GHOSTNP_WEIGHTS_URL", server.url("/mirror/"))
     server.serve(f"/mirror/{TAG}/ck_ghostnetv2_10.pth.tar", body=b"mirrored")
@@ -432,7 +443,9 @@ def test_download_that_is_no_checkpoint_is_not_kept(server, cache, local_sources
     assert sorted(path.name for path in (cache / TAG).iterdir()) == ["ck_ghostnetv2_10.pth.tar.lock"]
 
 
-def test_offline_error_says_what_to_download_and_where_to_put_it(server, cache, conversions, local_sources, monkeypatch):
+def test_offline_error_says_what_to_download_and_where_to_put_it(
+    server, cache, conversions, local_sources, monkeypatch
+):
     monkeypatch.setenv("GHOSTNP_OFFLINE", "1")
     with pytest.raises(DownloadError) as raised:
         fetch_pretrained(TAG, progress=False)
@@ -440,7 +453,8 @@ def test_offline_error_says_what_to_download_and_where_to_put_it(server, cache, 
     assert "\n" not in message and "GHOSTNP_OFFLINE is set" in message
     for url in local_sources.urls:
         assert url in message
-    assert str(cache / TAG / "ck_ghostnetv2_10.pth.tar") in message and str(cache / TAG / "model.safetensors") in message
+    assert str(cache / TAG / "ck_ghostnetv2_10.pth.tar") in message
+    assert str(cache / TAG / "model.safetensors") in message
     assert "--weights PATH" in message and "ghostnp.create_model('ghostnetv2_100', weights=PATH)" in message
     assert server.hits() == 0 and conversions == []
 
@@ -463,7 +477,8 @@ def safetensors_bytes(arrays):
         offset += array.nbytes
     text = json.dumps(header).encode()
     text += b" " * (-len(text) % 8)
-    return len(text).to_bytes(8, "little") + text + b"".join(array.astype(array.dtype.newbyteorder("<")).tobytes() for array in arrays.values())
+    data = b"".join(array.astype(array.dtype.newbyteorder("<")).tobytes() for array in arrays.values())
+    return len(text).to_bytes(8, "little") + text + data
 
 
 def test_fetch_pretrained_converts_a_timm_safetensors_copy(server, cache, local_sources):
@@ -495,7 +510,8 @@ def test_cache_entries_list_weights_files_only(cache, conversions, local_sources
     entries = cache_entries()
     assert [entry.name for entry in entries] == [f"{TAG}.npz", f"{TAG}/ck_ghostnetv2_10.pth.tar"]
     assert entries[0].size == path.stat().st_size and entries[0].sha256 == file_sha256(path)
-    assert entries[1].size == len(OFFICIAL_BYTES) and entries[1].sha256 == hashlib.sha256(OFFICIAL_BYTES).hexdigest()
+    assert entries[1].size == len(OFFICIAL_BYTES)
+    assert entries[1].sha256 == hashlib.sha256(OFFICIAL_BYTES).hexdigest()
 
 
 def test_clear_cache_removes_only_ghostnp_files(cache, conversions, local_sources):
