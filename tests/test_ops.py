@@ -1,0 +1,348 @@
+"""The op table's specification: every op agrees with ``torch.nn.functional`` (the same semantics, NCHW/OIHW).
+
+Each op has a property test over random shapes (hypothesis) and one case computed by hand. All tests run
+once per backend (the ``ops`` fixture of ``conftest.py``), so the Numba table is held to the same spec.
+
+How results are compared: PyTorch computes the expected result in float64 from the very values the op was
+given. A float64 result must agree to ``1e-10``, a float32 one to ``1e-5``, relative to a scale: the largest
+magnitude of the expected result or, for sums of products (conv, linear, BN, mean), the largest sum of the
+terms' magnitudes (the same op on absolute values). Rounding error is proportional to the terms, not to
+their sum, which may cancel to almost nothing; an indexing or padding bug is an error of order 1.
+"""
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+RTOL = {np.float64: 1e-10, np.float32: 1e-5}
+DTYPES = [np.float64, np.float32]
+
+seeds = st.integers(0, 2**32 - 1)
+dtypes = st.sampled_from(DTYPES)
+sizes = st.integers(1, 20)
+property_test = settings(max_examples=60, deadline=None)
+
+
+def normal(rng, shape, dtype, contiguous=True):
+    """Standard normal values of ``shape`` in ``dtype``; a non-contiguous (transposed) view if asked."""
+    if contiguous or len(shape) < 2:
+        return rng.standard_normal(shape).astype(dtype)
+    return rng.standard_normal(shape[:-2] + shape[:-3:-1]).astype(dtype).swapaxes(-1, -2)  # strided view
+
+
+def t64(a):
+    """A NumPy array (any dtype, any strides) as a float64 torch tensor with the same values."""
+    return torch.from_numpy(np.asarray(a, dtype=np.float64))
+
+
+def assert_matches(actual, expected, dtype, scale=None):
+    """``actual`` has ``dtype`` and ``expected``'s shape, and max |actual - expected| <= RTOL * scale."""
+    expected = expected.numpy() if isinstance(expected, torch.Tensor) else expected
+    assert actual.dtype == dtype, f"dtype {actual.dtype}, expected {np.dtype(dtype)}"
+    assert actual.shape == expected.shape
+    if scale is None:
+        scale = np.abs(expected).max(initial=0.0)
+    error = np.abs(actual.astype(np.float64) - expected).max(initial=0.0)
+    assert error <= RTOL[dtype] * scale, f"max abs error {error:.3g} > {RTOL[dtype]:g} * scale {scale:.3g}"
+
+
+# ---------------------------------------------------------------------------------------------------- conv2d
+
+
+@st.composite
+def conv_cases(draw):
+    """A valid F.conv2d configuration: dense, grouped or depthwise; square or rectangular kernel."""
+    kind = draw(st.sampled_from(["dense", "grouped", "depthwise"]))
+    if kind == "dense":
+        groups, c_in, c_out = 1, draw(st.integers(1, 6)), draw(st.integers(1, 6))
+    elif kind == "grouped":
+        groups = draw(st.integers(2, 3))
+        c_in, c_out = groups * draw(st.integers(1, 3)), groups * draw(st.integers(1, 3))
+    else:  # depthwise, with channel multiplier 1 (as in GhostNet) or 2
+        c_in = groups = draw(st.integers(1, 6))
+        c_out = c_in * draw(st.sampled_from([1, 1, 2]))
+    kernel = draw(st.sampled_from([(1, 1), (3, 3), (5, 5), (1, 5), (5, 1), (2, 3)]))
+    padding = tuple(draw(st.integers(0, k // 2 + 1)) for k in kernel)
+    stride = tuple(draw(st.integers(1, 2)) for _ in kernel)
+    hw = tuple(draw(st.integers(max(1, k - 2 * p), 20)) for k, p in zip(kernel, padding))
+    return {
+        "n": draw(st.integers(1, 2)), "c_in": c_in, "c_out": c_out, "groups": groups, "kernel": kernel,
+        "hw": hw, "stride": stride, "padding": padding, "bias": draw(st.booleans()),
+        "act": draw(st.sampled_from([None, "relu"])), "contiguous": draw(st.booleans()),
+    }  # fmt: skip
+
+
+@property_test
+@given(case=conv_cases(), dtype=dtypes, weight_dtype=dtypes, seed=seeds)
+def test_conv2d_matches_torch(ops, case, dtype, weight_dtype, seed):
+    rng = np.random.default_rng(seed)
+    x = normal(rng, (case["n"], case["c_in"], *case["hw"]), dtype, case["contiguous"])
+    weight = normal(rng, (case["c_out"], case["c_in"] // case["groups"], *case["kernel"]), weight_dtype)
+    bias = normal(rng, (case["c_out"],), weight_dtype) if case["bias"] else None
+    geometry = {"stride": case["stride"], "padding": case["padding"], "groups": case["groups"]}
+
+    out = ops.conv2d(x, weight, bias, act=case["act"], **geometry)
+
+    b64 = None if bias is None else t64(bias)
+    expected = F.conv2d(t64(x), t64(weight), b64, **geometry)
+    if case["act"] == "relu":
+        expected = F.relu(expected)
+    terms = F.conv2d(t64(x).abs(), t64(weight).abs(), None if bias is None else b64.abs(), **geometry)
+    assert_matches(out, expected, dtype, scale=terms.max().item())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_conv2d_by_hand(ops, dtype):
+    x = np.arange(1, 10, dtype=dtype).reshape(1, 1, 3, 3)  # [[1, 2, 3], [4, 5, 6], [7, 8, 9]]
+    ones = np.ones((1, 1, 3, 3), dtype)
+    np.testing.assert_array_equal(ops.conv2d(x, ones), [[[[45]]]])
+    np.testing.assert_array_equal(
+        ops.conv2d(x, ones, padding=1), [[[[12, 21, 16], [27, 45, 33], [24, 39, 28]]]]  # 3 x 3 neighbourhood sums
+    )
+    # Cross-correlation, not convolution: the top-left tap w[0, 0] reads the pixel up and to the left.
+    corner_and_centre = np.array([[[[1, 0, 0], [0, 10, 0], [0, 0, 0]]]], dtype)
+    expected = [[[[10, 20, 30], [40, 51, 62], [70, 84, 95]]]]
+    np.testing.assert_array_equal(ops.conv2d(x, corner_and_centre, padding=1), expected)
+    np.testing.assert_array_equal(
+        ops.conv2d(x, corner_and_centre, np.array([0.5], dtype), stride=2, padding=1), [[[[10.5, 30.5], [70.5, 95.5]]]]
+    )
+    np.testing.assert_array_equal(ops.conv2d(-x, corner_and_centre, padding=1, act="relu"), np.zeros_like(x))
+    # Depthwise: each channel its own 1 x 1 weight. (1, 5) kernel, padding (0, 2): a shift along W only.
+    two_channels = np.stack([x[0, 0], x[0, 0]])[None]  # (1, 2, 3, 3)
+    depthwise = ops.conv2d(two_channels, np.array([2, -1], dtype).reshape(2, 1, 1, 1), groups=2)
+    np.testing.assert_array_equal(depthwise, np.stack([2 * x[0, 0], -x[0, 0]])[None])
+    row = np.array([[[[1, 2, 3, 4, 5]]]], dtype)
+    np.testing.assert_array_equal(
+        ops.conv2d(row, np.array([[[[1, 0, 0, 0, 0]]]], dtype), padding=(0, 2)), [[[[0, 0, 1, 2, 3]]]]
+    )
+    assert ops.conv2d(x, ones).dtype == dtype
+
+
+def test_conv2d_rejects_an_unknown_activation(ops):
+    with pytest.raises(ValueError, match="relu"):
+        ops.conv2d(np.zeros((1, 1, 3, 3)), np.ones((1, 1, 1, 1)), act="gelu")
+
+
+# ------------------------------------------------------------------------------------------------ batch_norm
+
+
+@property_test
+@given(
+    shape=st.tuples(st.integers(1, 3), st.integers(1, 8), sizes, sizes) | st.tuples(st.integers(1, 3), st.integers(1, 8)),
+    dtype=dtypes, param_dtype=dtypes, seed=seeds,
+)  # fmt: skip
+def test_batch_norm_matches_torch(ops, shape, dtype, param_dtype, seed):
+    rng = np.random.default_rng(seed)
+    c = shape[1]
+    x = normal(rng, shape, dtype)
+    weight, bias, mean = (normal(rng, (c,), param_dtype) for _ in range(3))
+    var = rng.uniform(0.0, 3.0, c).astype(param_dtype)  # includes near-zero variances: eps matters
+
+    out = ops.batch_norm(x, weight, bias, mean, var)
+
+    expected = F.batch_norm(t64(x), t64(mean), t64(var), t64(weight), t64(bias), training=False, eps=1e-5)
+    terms = F.batch_norm(t64(x).abs(), -t64(mean).abs(), t64(var), t64(weight).abs(), t64(bias).abs(), eps=1e-5)
+    assert_matches(out, expected, dtype, scale=terms.abs().max().item())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_batch_norm_by_hand(ops, dtype):
+    x = np.array([2, 4, 6], dtype).reshape(1, 1, 1, 3)
+    one = lambda v: np.array([v], dtype)  # noqa: E731
+    # (x - 2) / sqrt(4) * 3 + 1
+    np.testing.assert_array_equal(ops.batch_norm(x, one(3), one(1), one(2), one(4), eps=0.0), [[[[1, 4, 7]]]])
+    # The default eps is 1e-5: 1 / sqrt(0 + 1e-5) = 316.2277...
+    default_eps = ops.batch_norm(np.ones((1, 1), dtype), one(1), one(0), one(0), one(0))
+    np.testing.assert_allclose(default_eps, [[316.22776601683796]], rtol=RTOL[dtype])
+    assert default_eps.dtype == dtype
+
+
+# ------------------------------------------------------------------------------------------------ activations
+
+elementwise_shapes = st.lists(st.integers(1, 6), min_size=1, max_size=4).map(tuple)
+
+
+@property_test
+@given(shape=elementwise_shapes, dtype=dtypes, seed=seeds, magnitude=st.sampled_from([1.0, 10.0, 1000.0]))
+def test_activations_match_torch(ops, shape, dtype, seed, magnitude):
+    x = (magnitude * normal(np.random.default_rng(seed), shape, dtype)).astype(dtype)
+    with warnings.catch_warnings(), np.errstate(over="raise", invalid="raise", divide="raise"):
+        warnings.simplefilter("error")
+        relu, sigmoid, hard_sigmoid = ops.relu(x), ops.sigmoid(x), ops.hard_sigmoid(x)
+    np.testing.assert_array_equal(relu, F.relu(torch.from_numpy(x)).numpy())
+    assert relu.dtype == dtype
+    assert_matches(sigmoid, torch.sigmoid(t64(x)), dtype)
+    assert_matches(hard_sigmoid, F.relu6(t64(x) + 3) / 6, dtype)
+    assert_matches(hard_sigmoid, F.hardsigmoid(t64(x)), dtype)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_activations_by_hand(ops, dtype):
+    x = np.array([-2.0, 0.0, 3.0], dtype)
+    np.testing.assert_array_equal(ops.relu(x), [0.0, 0.0, 3.0])
+    extreme = np.array([0.0, np.log(3.0), -np.log(3.0), 1000.0, -1000.0], dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # exp(1000) must not overflow
+        np.testing.assert_allclose(ops.sigmoid(extreme), [0.5, 0.75, 0.25, 1.0, 0.0], rtol=RTOL[dtype], atol=0)
+    np.testing.assert_array_equal(
+        ops.hard_sigmoid(np.array([-4.0, -3.0, 0.0, 1.5, 3.0, 5.0], dtype)), [0.0, 0.0, 0.5, 0.75, 1.0, 1.0]
+    )
+    assert ops.relu(x).dtype == ops.sigmoid(x).dtype == ops.hard_sigmoid(x).dtype == dtype
+
+
+# ------------------------------------------------------------------------------------------------- pooling
+
+
+@property_test
+@given(n=st.integers(1, 2), c=st.integers(1, 4), h=st.integers(2, 20), w=st.integers(2, 20), dtype=dtypes,
+       seed=seeds, contiguous=st.booleans())  # fmt: skip
+def test_avg_pool_2x2_matches_torch_floor_mode(ops, n, c, h, w, dtype, seed, contiguous):
+    x = normal(np.random.default_rng(seed), (n, c, h, w), dtype, contiguous)
+    out = ops.avg_pool_2x2(x)
+    assert out.shape == (n, c, h // 2, w // 2)
+    expected = F.avg_pool2d(t64(x), kernel_size=2, stride=2, ceil_mode=False)
+    assert_matches(out, expected, dtype, scale=F.avg_pool2d(t64(x).abs(), 2, 2).max().item())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_avg_pool_2x2_by_hand(ops, dtype):
+    x = np.arange(15, dtype=dtype).reshape(1, 1, 3, 5)  # the last row and column are dropped
+    np.testing.assert_array_equal(ops.avg_pool_2x2(x), [[[[3.0, 5.0]]]])  # (0+1+5+6)/4, (2+3+7+8)/4
+    assert ops.avg_pool_2x2(x).dtype == dtype
+
+
+@pytest.mark.parametrize("hw", [(1, 5), (5, 1), (1, 1)])
+def test_avg_pool_2x2_rejects_maps_smaller_than_2x2(ops, hw):
+    with pytest.raises(ValueError, match=f"{hw[0]} x {hw[1]}"):
+        ops.avg_pool_2x2(np.zeros((1, 2, *hw)))
+
+
+@property_test
+@given(n=st.integers(1, 2), c=st.integers(1, 4), h=sizes, w=sizes, dtype=dtypes, seed=seeds)
+def test_global_avg_pool_matches_torch(ops, n, c, h, w, dtype, seed):
+    x = normal(np.random.default_rng(seed), (n, c, h, w), dtype)
+    expected = F.adaptive_avg_pool2d(t64(x), 1)
+    assert_matches(ops.global_avg_pool(x), expected, dtype, scale=np.abs(x).astype(np.float64).mean(axis=(2, 3)).max())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_global_avg_pool_by_hand(ops, dtype):
+    x = np.array([[[[1, 2], [3, 6]], [[-1, 1], [0, 0]]]], dtype)  # (1, 2, 2, 2)
+    np.testing.assert_array_equal(ops.global_avg_pool(x), [[[[3.0]], [[0.0]]]])
+    assert ops.global_avg_pool(x).dtype == dtype
+
+
+# --------------------------------------------------------------------------------------------- upsampling
+
+
+def test_upsample_nearest_matches_torch_for_all_sizes_1_to_20(ops):
+    """Every (in, out) pair of 1..20 along H, with a different, non-square pair along W."""
+    for h_in in range(1, 21):
+        for h_out in range(1, 21):
+            w_in, w_out = 21 - h_in, 1 + (h_out * 7) % 20
+            x = np.arange(2 * h_in * w_in, dtype=np.float64).reshape(1, 2, h_in, w_in)  # all values distinct
+            expected = F.interpolate(torch.from_numpy(x), size=(h_out, w_out), mode="nearest").numpy()
+            np.testing.assert_array_equal(ops.upsample_nearest(x, (h_out, w_out)), expected, f"{x.shape} -> {h_out, w_out}")
+
+
+def test_upsample_nearest_matches_torch_at_every_gate_size_of_the_network(ops):
+    """The DFC gate goes from (s // 2) back to s: every side s of a gated map for inputs up to 2048 (the first
+    gated stage runs at 1/4 resolution)."""
+    for s in range(2, 513):
+        x = np.arange(s // 2, dtype=np.float32).reshape(1, 1, s // 2, 1)
+        expected = F.interpolate(torch.from_numpy(x), size=(s, 1), mode="nearest").numpy()
+        np.testing.assert_array_equal(ops.upsample_nearest(x, (s, 1)), expected, f"{s // 2} -> {s}")
+
+
+@property_test
+@given(n=st.integers(1, 2), c=st.integers(1, 3), h_in=sizes, w_in=sizes, h_out=sizes, w_out=sizes, dtype=dtypes,
+       seed=seeds, contiguous=st.booleans())  # fmt: skip
+def test_upsample_nearest_matches_torch_on_random_maps(ops, n, c, h_in, w_in, h_out, w_out, dtype, seed, contiguous):
+    x = normal(np.random.default_rng(seed), (n, c, h_in, w_in), dtype, contiguous)
+    out = ops.upsample_nearest(x, (h_out, w_out))
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, F.interpolate(torch.from_numpy(np.array(x)), size=(h_out, w_out)).numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_upsample_nearest_by_hand(ops, dtype):
+    """PyTorch's legacy rule src = floor(dst * in / out): not 'nearest-exact', not np.repeat."""
+    x = np.array([10, 20, 30], dtype).reshape(1, 1, 3, 1)
+    np.testing.assert_array_equal(ops.upsample_nearest(x, (7, 1)).ravel(), [10, 10, 10, 20, 20, 30, 30])
+    np.testing.assert_array_equal(ops.upsample_nearest(x, (2, 1)).ravel(), [10, 20])  # 0, floor(1.5) = 1
+    x = np.arange(6, dtype=dtype).reshape(1, 1, 2, 3)  # rows 2 -> 5: 0,0,0,1,1; cols 3 -> 4: 0,0,1,2
+    expected = [[0, 0, 1, 2], [0, 0, 1, 2], [0, 0, 1, 2], [3, 3, 4, 5], [3, 3, 4, 5]]
+    np.testing.assert_array_equal(ops.upsample_nearest(x, (5, 4))[0, 0], expected)
+    assert ops.upsample_nearest(x, (5, 4)).dtype == dtype
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_dfc_gate_geometry_7_to_3_to_7(ops, dtype):
+    """The last stage at 224 x 224: a 7 x 7 map is pooled to 3 x 3 (row and column 6 dropped), then
+    upsampled back with rows and columns 0, 0, 0, 1, 1, 2, 2."""
+    x = np.arange(49, dtype=dtype).reshape(1, 1, 7, 7)
+    pooled = ops.avg_pool_2x2(x)
+    np.testing.assert_array_equal(pooled[0, 0], [[4, 6, 8], [18, 20, 22], [32, 34, 36]])  # 14 i + 2 j + 4
+    gate = ops.upsample_nearest(pooled, (7, 7))
+    p = pooled[0, 0]
+    np.testing.assert_array_equal(gate[0, 0], p[[0, 0, 0, 1, 1, 2, 2]][:, [0, 0, 0, 1, 1, 2, 2]])
+    expected = F.interpolate(F.avg_pool2d(torch.from_numpy(x), 2, 2), size=(7, 7), mode="nearest")
+    np.testing.assert_array_equal(gate, expected.numpy())
+    assert gate.dtype == dtype
+
+
+# ----------------------------------------------------------------------------------------- linear and friends
+
+
+@property_test
+@given(n=st.integers(1, 4), n_in=st.integers(1, 30), n_out=st.integers(1, 30), bias=st.booleans(), dtype=dtypes,
+       weight_dtype=dtypes, seed=seeds)  # fmt: skip
+def test_linear_matches_torch(ops, n, n_in, n_out, bias, dtype, weight_dtype, seed):
+    rng = np.random.default_rng(seed)
+    x, weight = normal(rng, (n, n_in), dtype), normal(rng, (n_out, n_in), weight_dtype)
+    b = normal(rng, (n_out,), weight_dtype) if bias else None
+    b64 = None if b is None else t64(b)
+    terms = F.linear(t64(x).abs(), t64(weight).abs(), None if b is None else b64.abs())
+    assert_matches(ops.linear(x, weight, b), F.linear(t64(x), t64(weight), b64), dtype, scale=terms.max().item())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_linear_by_hand(ops, dtype):
+    x = np.array([[1, 2]], dtype)
+    weight = np.array([[1, 0], [0, 1], [1, 1]], dtype)
+    np.testing.assert_array_equal(ops.linear(x, weight, np.array([0, 0, 10], dtype)), [[1, 2, 13]])
+    np.testing.assert_array_equal(ops.linear(x, weight), [[1, 2, 3]])
+    assert ops.linear(x, weight).dtype == dtype
+
+
+@property_test
+@given(n=st.integers(1, 2), ca=st.integers(1, 4), cb=st.integers(1, 4), h=sizes, w=sizes, dtype=dtypes, seed=seeds)
+def test_add_multiply_concat_match_torch(ops, n, ca, cb, h, w, dtype, seed):
+    rng = np.random.default_rng(seed)
+    a, b, c = normal(rng, (n, ca, h, w), dtype), normal(rng, (n, ca, h, w), dtype), normal(rng, (n, cb, h, w), dtype)
+    per_channel = normal(rng, (n, ca, 1, 1), dtype)  # an SE gate
+    ta, tb, tc, tg = (torch.from_numpy(v) for v in (a, b, c, per_channel))
+    for out, expected in [
+        (ops.add(a, b), ta + tb),
+        (ops.multiply(a, b), ta * tb),
+        (ops.multiply(a, per_channel), ta * tg),
+        (ops.concat_channels(a, c), torch.cat([ta, tc], dim=1)),
+    ]:
+        assert out.dtype == dtype
+        np.testing.assert_array_equal(out, expected.numpy())
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_add_multiply_concat_by_hand(ops, dtype):
+    a = np.array([1, 2], dtype).reshape(1, 2, 1, 1)
+    b = np.array([3, -4], dtype).reshape(1, 2, 1, 1)
+    np.testing.assert_array_equal(ops.add(a, b).ravel(), [4, -2])
+    np.testing.assert_array_equal(ops.multiply(a, b).ravel(), [3, -8])
+    np.testing.assert_array_equal(ops.multiply(np.ones((1, 2, 2, 2), dtype), a)[0, :, 1, 1], [1, 2])
+    np.testing.assert_array_equal(ops.concat_channels(a, b).ravel(), [1, 2, 3, -4])
+    assert ops.add(a, b).dtype == ops.multiply(a, b).dtype == ops.concat_channels(a, b).dtype == dtype
