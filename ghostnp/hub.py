@@ -286,15 +286,14 @@ def _obtain_checkpoint(config: PretrainedConfig, progress: bool) -> tuple[Path, 
 def _unavailable_message(config: PretrainedConfig, reason: str) -> str:
     """One paragraph: which file is needed, where to download it, where to put it, and the alternative."""
     downloads = " or ".join(config.urls)
-    places = " or ".join(
-        f"{source_path(config, source.file_name)} (for {source.file_name})" for source in config.sources
-    )
+    places = " or ".join(str(source_path(config, source.file_name)) for source in config.sources)
+    several = len(config.sources) > 1
     return (
         f"The pretrained weights {config.tag} are not in the cache and could not be downloaded ({reason}). "
-        f"Download {'one of these files' if len(config.sources) > 1 else 'this file'} on a machine with "
-        f"internet access: {downloads}; then save it as {places}: ghostnp checks and converts it on first use "
-        f"(GHOSTNP_HOME moves the cache folder, GHOSTNP_WEIGHTS_URL points at a mirror). Or use a weights "
-        f"file you already have: pass --weights PATH on the command line, or "
+        f"Download {'one of these files' if several else 'this file'} on a machine with internet access: "
+        f"{downloads}; then save it as {places}{' respectively' if several else ''}. ghostnp checks and "
+        "converts it on first use (GHOSTNP_HOME moves the cache folder, GHOSTNP_WEIGHTS_URL points at a "
+        "mirror). Or use a weights file you already have: pass --weights PATH on the command line, or "
         f"ghostnp.create_model({config.architecture!r}, weights=PATH) in Python."
     )
 
