@@ -17,6 +17,7 @@ import numpy as np
 
 from ghostnp.errors import ImageError
 from ghostnp.images import DEFAULT_MAX_PIXELS, load_image
+from ghostnp.pretrained import get_pretrained_config
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 """Interpolation names as timm's configs spell them; each is Pillow's ``Image.Resampling`` of that name."""
@@ -27,6 +28,18 @@ def resized_size(width, height, shorter_side):
 
     The shorter side becomes ``shorter_side``; the longer one becomes ``int(shorter_side * long / short)``
     (truncated, as torchvision does), so the aspect ratio is kept to within one pixel.
+
+    Parameters
+    ----------
+    width, height : int
+        Size of the image.
+    shorter_side : int
+        Target length of the shorter side.
+
+    Returns
+    -------
+    tuple of int
+        (new width, new height).
 
     Examples
     --------
@@ -161,8 +174,6 @@ def preprocess(image, model="ghostnetv2_100", *, config=None):
         If ``model`` has no pretrained config, or the config asks for a non-square input.
     """
     if config is None:
-        from ghostnp.pretrained import get_pretrained_config
-
         config = get_pretrained_config(model)
     _, crop_height, crop_width = config.input_size
     if crop_height != crop_width:
