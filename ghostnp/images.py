@@ -73,7 +73,8 @@ def load_image(source, *, max_pixels=DEFAULT_MAX_PIXELS, exif_transpose=False, r
     Parameters
     ----------
     source : str, os.PathLike, PIL.Image.Image or numpy.ndarray
-        A file path; a PIL image (any mode, left unchanged); or a uint8 array of shape (H, W, 3) RGB,
+        A file path; a PIL image (any mode, left unchanged; the caller opened it, so the format allowlist
+        is not applied, but the pixel limit is); or a uint8 array of shape (H, W, 3) RGB,
         (H, W) or (H, W, 1) grey, or (H, W, 4) RGBA (alpha dropped, as for an RGBA file). Float arrays are
         refused: their range (0..1 or 0..255) would be a guess.
     max_pixels : int or None
