@@ -18,8 +18,8 @@ What ``.convert('RGB')`` does to each Pillow mode, and therefore what ghostnp do
 mode                        result
 ==========================  =====================================================================
 RGB                         unchanged
-L, LA, 1                    grey copied to R, G and B (``1`` gives 0 or 255); alpha dropped
-RGBA, RGBa, LA              alpha **dropped, not composited**: transparent pixels keep their colour
+L, 1                        grey copied to R, G and B (``1`` gives 0 or 255)
+LA, RGBA                    alpha **dropped, not composited**: transparent pixels keep their colour
 P (with transparency)       palette colours looked up; the transparent index keeps its palette colour
 CMYK                        ``R = round((255 - C) * (255 - K) / 255)``, likewise G, B (no ICC profile)
 I;16, I, F                  values **clipped** to 0..255 (not rescaled): a 16-bit photo comes out
@@ -187,7 +187,7 @@ def _to_rgb(image, exif_transpose, rescale_16bit):
 
 
 def _image_from_array(array):
-    """A PIL image viewing a uint8 array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)."""
+    """A PIL image of a uint8 array of shape (H, W), (H, W, 1), (H, W, 3) or (H, W, 4)."""
     from PIL import Image
 
     if array.dtype.kind == "f":
