@@ -178,7 +178,8 @@ class _Machine:
     """The interpreter's state: a stack, a stack of marks, a memo, and counters for the limits."""
 
     def __init__(self, data, start, source, globals_table, persistent_load, limits):
-        self.data = memoryview(data)
+        self.data = bytes(data)
+        self.end = len(self.data)
         self.pos = start
         self.source = source
         self.globals_table = globals_table
@@ -203,7 +204,7 @@ class _Machine:
     def run(self) -> tuple[Any, int]:
         for _ in range(self.limits.max_opcodes):
             self.at = self.pos
-            code = self.read(1)[0]
+            code = self.read(1)[0]  # an int: indexing bytes
             if code not in OPCODES:
                 refused = _REFUSED.get(code, f"0x{code:02x}")
                 self.fail(f"the pickle uses opcode {refused} at byte {self.at}, which is not allowed in a weights file")
@@ -216,11 +217,11 @@ class _Machine:
         self.fail(f"the pickle has more than {self.limits.max_opcodes:,} opcodes; refusing to go on")
 
     # ---- reading bytes -------------------------------------------------------------------------------------
-    def read(self, size: int) -> memoryview:
-        if size > len(self.data) - self.pos:
+    def read(self, size: int) -> bytes:
+        if size > self.end - self.pos:
             self.fail(
                 f"is truncated: the pickle needs {size} more bytes at byte {self.pos} but the data ends at "
-                f"byte {len(self.data)}; download the file again"
+                f"byte {self.end}; download the file again"
             )
         chunk = self.data[self.pos : self.pos + size]
         self.pos += size
@@ -230,10 +231,10 @@ class _Machine:
         return struct.unpack(fmt, self.read(struct.calcsize(fmt)))[0]
 
     def read_line(self) -> str:
-        end = bytes(self.data[self.pos : self.pos + 256]).find(b"\n")
+        end = self.data.find(b"\n", self.pos, self.pos + 256)
         if end < 0:
             self.fail_here("a GLOBAL name is not terminated within 256 bytes")
-        return self.decode(bytes(self.read(end + 1)[:-1]), "ascii")
+        return self.decode(self.read(end + 1 - self.pos)[:-1], "ascii")
 
     def decode(self, raw: bytes, encoding: str) -> str:
         try:
@@ -289,7 +290,7 @@ class _Machine:
 
     def _op_FRAME(self):
         size = self.unpack("<Q")
-        if size > len(self.data) - self.pos:
+        if size > self.end - self.pos:
             self.fail(f"is truncated: a pickle frame of {size} bytes starts at byte {self.pos}, past the end")
 
     def _op_MARK(self):
@@ -340,31 +341,31 @@ class _Machine:
         self.push_new(self.unpack(">d"))
 
     def _op_BINUNICODE(self):
-        self.push_new(self.decode(bytes(self.read(self.unpack("<I"))), "utf-8"))
+        self.push_new(self.decode(self.read(self.unpack("<I")), "utf-8"))
 
     def _op_SHORT_BINUNICODE(self):
-        self.push_new(self.decode(bytes(self.read(self.unpack("<B"))), "utf-8"))
+        self.push_new(self.decode(self.read(self.unpack("<B")), "utf-8"))
 
     def _op_BINUNICODE8(self):
-        self.push_new(self.decode(bytes(self.read(self.unpack("<Q"))), "utf-8"))
+        self.push_new(self.decode(self.read(self.unpack("<Q")), "utf-8"))
 
     def _op_BINSTRING(self):
         size = self.unpack("<i")
         if size < 0:
             self.fail_here("a string has a negative length")
-        self.push_new(self.decode(bytes(self.read(size)), "ascii"))
+        self.push_new(self.decode(self.read(size), "ascii"))
 
     def _op_SHORT_BINSTRING(self):
-        self.push_new(self.decode(bytes(self.read(self.unpack("<B"))), "ascii"))
+        self.push_new(self.decode(self.read(self.unpack("<B")), "ascii"))
 
     def _op_BINBYTES(self):
-        self.push_new(bytes(self.read(self.unpack("<I"))))
+        self.push_new(self.read(self.unpack("<I")))
 
     def _op_SHORT_BINBYTES(self):
-        self.push_new(bytes(self.read(self.unpack("<B"))))
+        self.push_new(self.read(self.unpack("<B")))
 
     def _op_BINBYTES8(self):
-        self.push_new(bytes(self.read(self.unpack("<Q"))))
+        self.push_new(self.read(self.unpack("<Q")))
 
     # ---- containers ----------------------------------------------------------------------------------------
     def push_tuple(self, items: list) -> None:
