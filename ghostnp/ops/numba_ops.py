@@ -1,0 +1,106 @@
+"""The fast op table: the signatures of ``numpy_ops``, with the hot loops compiled by Numba.
+
+What runs where (measured on ghostnetv2_100, see ``benchmarks/README.md``):
+
+- ``conv2d`` with a 1 x 1 kernel, stride 1, no padding, one group (the 67 pointwise convolutions) is a
+  matrix product through NumPy's BLAS, which beats any loop we can write; Numba only adds the bias and the
+  ReLU in the same pass (``bias_act``). Every other convolution (depthwise 3 x 3 / 5 x 5 at stride 1 and 2,
+  the DFC branch's (1, 5) and (5, 1), the 3 x 3 stride-2 stem) runs the direct loop ``conv2d_direct``.
+- ``avg_pool_2x2``, ``sigmoid`` and ``upsample_nearest`` are Numba loops.
+- The remaining ops are cheap or already single NumPy passes and are the reference functions themselves.
+
+Inputs are made C-contiguous and weights cast to the input's dtype before a kernel is called, so each
+kernel compiles for at most two signatures (float32, float64), cached on disk (``cache=True``).
+"""
+
+import numpy as np
+
+from . import numba_kernels
+from .numpy_ops import (
+    _pair,
+    add,
+    batch_norm,
+    concat_channels,
+    global_avg_pool,
+    hard_sigmoid,
+    linear,
+    multiply,
+    nearest_source_index,
+    relu,
+)
+
+__all__ = [
+    "conv2d",
+    "batch_norm",
+    "relu",
+    "sigmoid",
+    "hard_sigmoid",
+    "avg_pool_2x2",
+    "global_avg_pool",
+    "upsample_nearest",
+    "linear",
+    "add",
+    "multiply",
+    "concat_channels",
+]
+
+
+def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, act=None):
+    """2-D cross-correlation, as ``torch.nn.functional.conv2d``; see ``numpy_ops.conv2d``.
+
+    x : ndarray, shape (N, C_in, H, W); weight : (C_out, C_in / groups, kH, kW); bias : (C_out,) or None;
+    stride, padding : int or (int, int); act : None or "relu" (fused). Returns (N, C_out, H_out, W_out).
+    """
+    if act not in (None, "relu"):
+        raise ValueError(f"conv2d: unknown activation {act!r}; expected None or 'relu'")
+    n, c_in, h, w = x.shape
+    c_out, c_in_per_group, kh, kw = weight.shape
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    if c_in != c_in_per_group * groups or c_out % groups:
+        raise ValueError(
+            f"conv2d: weight of shape {weight.shape} with groups={groups} does not fit an input with "
+            f"{c_in} channels; expected C_in == groups * weight.shape[1] and C_out divisible by groups"
+        )
+    h_out, w_out = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    x = np.ascontiguousarray(x)
+    weight = np.ascontiguousarray(weight, dtype=x.dtype)
+    bias = np.zeros(c_out, x.dtype) if bias is None else np.ascontiguousarray(bias, dtype=x.dtype)
+    if kh == kw == 1 and sh == sw == 1 and ph == pw == 0 and groups == 1:
+        out = np.matmul(weight[:, :, 0, 0], x.reshape(n, c_in, h * w))  # (N, C_out, H*W), BLAS
+        numba_kernels.bias_act(out, bias, act == "relu")
+        return out.reshape(n, c_out, h, w)
+    out = np.empty((n, c_out, h_out, w_out), dtype=x.dtype)
+    numba_kernels.conv2d_direct(x, weight, bias, sh, sw, ph, pw, act == "relu", out)
+    return out
+
+
+def sigmoid(x):
+    """The logistic function ``1 / (1 + exp(-x))`` element-wise, without overflow; any shape."""
+    x = np.ascontiguousarray(x)
+    out = np.empty_like(x)
+    numba_kernels.sigmoid(x, out)
+    return out
+
+
+def avg_pool_2x2(x):
+    """2 x 2 average pooling, stride 2, floor mode: (N, C, H, W) -> (N, C, H // 2, W // 2)."""
+    n, c, h, w = x.shape
+    if h < 2 or w < 2:
+        raise ValueError(
+            f"2 x 2 average pooling needs a feature map of at least 2 x 2, got {h} x {w}; "
+            "make the input image larger (H, W >= 33 for GhostNetV2)"
+        )
+    x = np.ascontiguousarray(x)
+    out = np.empty((n, c, h // 2, w // 2), dtype=x.dtype)
+    numba_kernels.avg_pool_2x2(x, out)
+    return out
+
+
+def upsample_nearest(x, size):
+    """Nearest upsampling with PyTorch's legacy rule: (N, C, h, w) -> (N, C, H, W), ``size = (H, W)``."""
+    rows = nearest_source_index(x.shape[2], size[0])
+    cols = nearest_source_index(x.shape[3], size[1])
+    x = np.ascontiguousarray(x)
+    out = np.empty(x.shape[:2] + (size[0], size[1]), dtype=x.dtype)
+    numba_kernels.upsample_nearest(x, rows, cols, out)
+    return out

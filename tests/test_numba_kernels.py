@@ -1,0 +1,137 @@
+"""The Numba loops against the NumPy reference: each loop run as plain Python (tiny sizes) and compiled.
+
+``numba_kernels._name`` is the readable loop, ``numba_kernels.name`` its compiled twin; both must give the
+reference table's result to rounding. The whole op table is also held to ``tests/test_ops.py`` through
+the ``backend`` fixture; this file checks the kernels' own contracts (in-place outputs, strides, padding,
+groups, fused bias + ReLU) and that the table has exactly the reference's ops and signatures.
+"""
+
+import inspect
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+from ghostnp.ops import OP_NAMES, numba_kernels, numba_ops, numpy_ops  # noqa: E402
+
+RTOL = {np.float64: 1e-10, np.float32: 1e-5}
+DTYPES = [np.float64, np.float32]
+KERNEL_KINDS = ["python", "jit"]
+
+# (N, C_in, H, W), (C_out, C_in / G, kH, kW), stride, padding, groups: every conv shape class the model has
+CONV_CASES = [
+    ((2, 3, 7, 6), (3, 1, 3, 3), (1, 1), (1, 1), 3),  # depthwise 3x3, the Ghost cheap operation
+    ((1, 4, 9, 8), (4, 1, 5, 5), (2, 2), (2, 2), 4),  # depthwise 5x5 stride 2 (conv_dw), odd H
+    ((1, 3, 6, 5), (3, 1, 3, 3), (2, 2), (1, 1), 3),  # depthwise 3x3 stride 2, odd W
+    ((2, 2, 5, 7), (2, 1, 1, 5), (1, 1), (0, 2), 2),  # DFC along W
+    ((2, 2, 7, 5), (2, 1, 5, 1), (1, 1), (2, 0), 2),  # DFC along H
+    ((1, 2, 3, 3), (2, 1, 5, 5), (1, 1), (2, 2), 2),  # kernel larger than the map: mostly padding
+    ((1, 3, 9, 9), (4, 3, 3, 3), (2, 2), (1, 1), 1),  # dense stem 3x3 stride 2
+    ((1, 4, 5, 6), (6, 2, 3, 3), (1, 2), (0, 1), 2),  # grouped, unequal strides and paddings
+    ((1, 3, 4, 4), (5, 3, 1, 1), (2, 2), (0, 0), 1),  # 1x1 stride 2: not the BLAS path
+]
+
+
+def kernel(name, kind):
+    """The loop ``_name`` as plain Python, or its compiled twin ``name``."""
+    return getattr(numba_kernels, f"_{name}" if kind == "python" else name)
+
+
+def assert_close(actual, expected, dtype):
+    assert actual.dtype == expected.dtype == dtype and actual.shape == expected.shape
+    np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype], atol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, groups", CONV_CASES)
+def test_conv2d_direct_matches_reference(kind, dtype, x_shape, w_shape, stride, padding, groups):
+    rng = np.random.default_rng(0)
+    x, weight = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    bias = rng.standard_normal(w_shape[0]).astype(dtype)
+    for relu in (False, True):
+        expected = numpy_ops.conv2d(x, weight, bias, stride, padding, groups, "relu" if relu else None)
+        out = np.full_like(expected, np.nan)  # every element must be written
+        kernel("conv2d_direct", kind)(x, weight, bias, *stride, *padding, relu, out)
+        assert_close(out, expected, dtype)
+
+
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+def test_conv2d_direct_by_hand(kind):
+    """A 3 x 3 box filter with padding 1 sums each pixel's neighbourhood; bias -10 and ReLU clip it."""
+    x = np.arange(9, dtype=np.float64).reshape(1, 1, 3, 3)  # [[0 1 2] [3 4 5] [6 7 8]]
+    out = np.empty((1, 1, 3, 3))
+    kernel("conv2d_direct", kind)(x, np.ones((1, 1, 3, 3)), np.array([-10.0]), 1, 1, 1, 1, True, out)
+    box_sums = np.array([[8, 15, 12], [21, 36, 27], [20, 33, 24]], dtype=np.float64)
+    np.testing.assert_array_equal(out[0, 0], np.maximum(box_sums - 10, 0))
+
+
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_bias_act_in_place(kind, dtype):
+    rng = np.random.default_rng(1)
+    out, bias = rng.standard_normal((2, 3, 5)).astype(dtype), rng.standard_normal(3).astype(dtype)
+    for relu in (False, True):
+        y = out.copy()
+        kernel("bias_act", kind)(y, bias, relu)
+        expected = out + bias[:, None]
+        assert_close(y, np.maximum(expected, 0) if relu else expected, dtype)
+
+
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("h, w", [(4, 6), (5, 7), (2, 3)])
+def test_avg_pool_2x2_matches_reference(kind, dtype, h, w):
+    x = np.random.default_rng(2).standard_normal((2, 3, h, w)).astype(dtype)
+    out = np.empty((2, 3, h // 2, w // 2), dtype)
+    kernel("avg_pool_2x2", kind)(x, out)
+    assert_close(out, numpy_ops.avg_pool_2x2(x), dtype)
+
+
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_sigmoid_matches_reference(kind, dtype):
+    x = np.array([[-1000.0, -30.0, -1.5, 0.0, 1e-3, 2.0, 40.0, 1000.0]], dtype)
+    out = np.empty_like(x)
+    kernel("sigmoid", kind)(x, out)
+    assert_close(out, numpy_ops.sigmoid(x), dtype)
+
+
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("size", [(7, 7), (6, 9), (3, 2)])
+def test_upsample_nearest_matches_reference(kind, dtype, size):
+    x = np.random.default_rng(3).standard_normal((2, 2, 3, 4)).astype(dtype)
+    rows = numpy_ops.nearest_source_index(3, size[0])
+    cols = numpy_ops.nearest_source_index(4, size[1])
+    out = np.empty((2, 2) + size, dtype)
+    kernel("upsample_nearest", kind)(x, rows, cols, out)
+    np.testing.assert_array_equal(out, numpy_ops.upsample_nearest(x, size))  # a gather: exact
+
+
+def test_table_has_the_reference_ops_and_signatures():
+    for name in OP_NAMES:
+        fast, reference = getattr(numba_ops, name), getattr(numpy_ops, name)
+        assert inspect.signature(fast) == inspect.signature(reference), name
+    assert sorted(numba_ops.__all__) == sorted(OP_NAMES)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_table_conv2d_pointwise_strided_input_and_none_bias(dtype):
+    """The BLAS path (1x1, stride 1) and the direct path, fed a non-contiguous input and no bias."""
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((2, 5, 6, 4)).astype(dtype).swapaxes(2, 3)  # (2, 5, 4, 6), strided
+    for w_shape, groups in [((7, 5, 1, 1), 1), ((5, 1, 3, 3), 5)]:
+        weight = rng.standard_normal(w_shape)  # float64 weights: cast to the input's dtype
+        for act in (None, "relu"):
+            expected = numpy_ops.conv2d(x, weight, None, 1, w_shape[2] // 2, groups, act)
+            assert_close(numba_ops.conv2d(x, weight, None, 1, w_shape[2] // 2, groups, act), expected, dtype)
+
+
+def test_table_conv2d_rejects_unknown_activation_and_bad_groups():
+    x, weight = np.zeros((1, 4, 3, 3)), np.zeros((4, 1, 3, 3))
+    with pytest.raises(ValueError, match="unknown activation 'gelu'"):
+        numba_ops.conv2d(x, weight, act="gelu")
+    with pytest.raises(ValueError, match="groups=2"):
+        numba_ops.conv2d(x, weight, groups=2)
