@@ -48,6 +48,10 @@ FORBIDDEN_NAMES = frozenset(
 _DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*\Z")
 
 
+class PickleProblem(Exception):
+    """Raised by a ``Handler``'s function; ``Handler.call`` turns it into a ``CheckpointError`` naming the file."""
+
+
 @dataclass(frozen=True)
 class Limits:
     """Caps on what one pickle may ask for (defaults are about 100 x what a training checkpoint needs)."""
@@ -96,7 +100,10 @@ class Handler:
                 f"{source}: the pickle calls {self.name} with {len(args)} arguments, "
                 f"expected {self.min_args} to {self.max_args}: the file is damaged or not a PyTorch checkpoint"
             )
-        return self.function(*args)
+        try:
+            return self.function(*args)
+        except PickleProblem as problem:
+            raise CheckpointError(f"{source}: {problem}") from None
 
 
 def is_forbidden(module: str, name: str) -> bool:
@@ -105,6 +112,24 @@ def is_forbidden(module: str, name: str) -> bool:
     if any(".".join(parts[: i + 1]) in FORBIDDEN_MODULES for i in range(len(parts))):
         return True
     return any(part in FORBIDDEN_NAMES or part.startswith("__") for part in name.split("."))
+
+
+def _make_set(kind: type) -> Handler:
+    def make(items=()):
+        if type(items) not in (list, tuple):
+            raise PickleProblem(f"the pickle builds a {kind.__name__} from a {type(items).__name__}")
+        try:
+            return kind(items)
+        except TypeError as error:  # unhashable items
+            raise PickleProblem(f"the pickle builds a {kind.__name__} of unhashable items ({error})") from error
+
+    return Handler(kind.__name__, make, 0, 1)
+
+
+SAFE_BUILTINS = {
+    (module, kind.__name__): _make_set(kind) for module in ("builtins", "__builtin__") for kind in (set, frozenset)
+}
+"""The only builtins allowed: protocol 2 pickles a set as ``builtins.set([items])`` (ghostnp's own copy)."""
 
 
 OPCODES = {
@@ -460,6 +485,8 @@ class _Machine:
     def resolve(self, module: str, name: str) -> Any:
         if not (_DOTTED_NAME.match(module) and _DOTTED_NAME.match(name)):
             self.fail_here(f"the pickle names a global {module!r}.{name!r} that is not a Python name")
+        if (module, name) in SAFE_BUILTINS:
+            return SAFE_BUILTINS[module, name]
         if is_forbidden(module, name):
             self.fail(
                 f"the pickle asks for {module}.{name}, which can run code on your machine (at byte {self.at}). "

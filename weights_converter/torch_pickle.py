@@ -77,11 +77,12 @@ def parse_storage_id(pid: Any, source: str, *, legacy: bool) -> tuple[str, Stora
     """
     size = 6 if legacy else 5
     if not (type(pid) is tuple and len(pid) == size and pid[0] == "storage"):
-        kind = pid[0] if type(pid) is tuple and pid and type(pid[0]) is str else type(pid).__name__
-        hint = " (a whole pickled model: load it in PyTorch and save model.state_dict())" if kind == "module" else ""
+        kind = pid[0] if type(pid) is tuple and pid and type(pid[0]) is str else None
+        what = f"a {len(pid)}-tuple of kind {kind!r:.40}" if kind is not None else f"a {type(pid).__name__}"
+        hint = ": a whole pickled model; load it in PyTorch and save model.state_dict()" if kind == "module" else ""
         raise CheckpointError(
-            f"{source}: the pickle refers to external data {kind!r:.40}{hint}, where a "
-            f"('storage', type, key, location, numel) tuple is required"
+            f"{source}: the pickle refers to external data by {what}, where a "
+            f"('storage', type, key, location, numel{', view' if legacy else ''}) tuple is required{hint}"
         )
     _, storage_type, key, location, numel = pid[:5]
     if not (
