@@ -127,7 +127,8 @@ def check_values(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.nda
     not_float = [f"{key} ({array.dtype})" for key, array in arrays.items() if array.dtype.kind != "f"]
     if not_float:
         raise CheckpointError(f"{source}: weights must be floating point, but {_listing(not_float)} are not")
-    converted = {key: array.astype(np.float32) for key, array in arrays.items()}
+    with np.errstate(over="ignore"):  # values too large for float32 become inf and are reported below
+        converted = {key: array.astype(np.float32) for key, array in arrays.items()}
     not_finite = [key for key, array in converted.items() if not np.isfinite(array).all()]
     negative = [key for key, array in converted.items()
                 if key.endswith("running_var") and array.size and array.min() < 0]  # fmt: skip
