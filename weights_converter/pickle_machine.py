@@ -8,7 +8,8 @@ anything and never calls anything the file names. It walks the opcodes itself:
   opcodes of protocols 0 and 1) is refused with the opcode's name and byte offset.
 - A global (``GLOBAL`` / ``STACK_GLOBAL``) resolves through a table the caller gives, mapping
   ``(module, name)`` to a ghostnp ``Handler`` or to a plain value. Names in ``FORBIDDEN_MODULES`` /
-  ``FORBIDDEN_NAMES`` (``os.system``, ``builtins.eval``, ``subprocess.Popen``, ...) are a hard error. Any other
+  ``FORBIDDEN_NAMES`` (``os.system``, ``builtins.eval``, ``subprocess.Popen``, ...) are a hard error, except
+  the few in ``SAFE_GLOBALS`` that protocol 2 needs for sets and bytes (done by ghostnp's own code). Any other
   unknown class (``argparse.Namespace`` in a training checkpoint) becomes an inert ``Record`` that keeps its
   arguments and state and does nothing.
 - Containers are type-checked: ``APPEND`` only on a list, ``SETITEM`` only on a dict, ``BUILD`` only on a
@@ -126,10 +127,23 @@ def _make_set(kind: type) -> Handler:
     return Handler(kind.__name__, make, 0, 1)
 
 
-SAFE_BUILTINS = {
-    (module, kind.__name__): _make_set(kind) for module in ("builtins", "__builtin__") for kind in (set, frozenset)
+def _empty_bytes() -> bytes:
+    return b""
+
+
+def _encode_latin1(text, encoding) -> bytes:
+    if type(text) is not str or encoding not in ("latin1", "latin-1"):
+        raise PickleProblem("the pickle uses _codecs.encode for something other than bytes")
+    return text.encode("latin-1")
+
+
+SAFE_GLOBALS = {
+    **{(module, kind.__name__): _make_set(kind) for module in ("builtins", "__builtin__") for kind in (set, frozenset)},
+    **{(module, "bytes"): Handler("bytes", _empty_bytes, 0, 0) for module in ("builtins", "__builtin__")},
+    ("_codecs", "encode"): Handler("_codecs.encode", _encode_latin1, 2, 2),
 }
-"""The only builtins allowed: protocol 2 pickles a set as ``builtins.set([items])`` (ghostnp's own copy)."""
+"""How protocol 2 pickles sets and bytes (``builtins.set([items])``, ``_codecs.encode(text, 'latin1')``,
+``builtins.bytes()``), each done by ghostnp's own function: the only builtins allowed."""
 
 
 OPCODES = {
@@ -485,8 +499,8 @@ class _Machine:
     def resolve(self, module: str, name: str) -> Any:
         if not (_DOTTED_NAME.match(module) and _DOTTED_NAME.match(name)):
             self.fail_here(f"the pickle names a global {module!r}.{name!r} that is not a Python name")
-        if (module, name) in SAFE_BUILTINS:
-            return SAFE_BUILTINS[module, name]
+        if (module, name) in SAFE_GLOBALS:
+            return SAFE_GLOBALS[module, name]
         if is_forbidden(module, name):
             self.fail(
                 f"the pickle asks for {module}.{name}, which can run code on your machine (at byte {self.at}). "

@@ -40,11 +40,6 @@ def torch_globals(source: str) -> dict[tuple[str, str], Any]:
             raise CheckpointError(f"{source}: torch.Size({dims!r:.80}) is not a tuple of integers")
         return tuple(dims)
 
-    def encode_latin1(text, encoding) -> bytes:  # how protocol 2 pickles a bytes object
-        if type(text) is not str or encoding not in ("latin1", "latin-1"):
-            raise CheckpointError(f"{source}: _codecs.encode is used for something other than bytes")
-        return text.encode("latin-1")
-
     table: dict[tuple[str, str], Any] = {
         ("collections", "OrderedDict"): Handler("collections.OrderedDict", ordered_dict, 0, 0),
         ("torch._utils", "_rebuild_tensor"): Handler("_rebuild_tensor", rebuild_tensor, 4, 4),
@@ -55,7 +50,6 @@ def torch_globals(source: str) -> dict[tuple[str, str], Any]:
         ),
         ("torch._tensor", "_rebuild_from_type_v2"): Handler("_rebuild_from_type_v2", rebuild_from_type, 4, 4),
         ("torch", "Size"): Handler("torch.Size", torch_size, 1, 1),
-        ("_codecs", "encode"): Handler("_codecs.encode", encode_latin1, 2, 2),
     }
     table.update({("torch", name): storage_type for name, storage_type in STORAGE_TYPES.items()})
     return table
