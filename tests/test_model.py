@@ -1,0 +1,83 @@
+"""Whole networks against the PyTorch reference: all four models, random weights with randomised BatchNorm
+statistics, square and non-square odd sizes, batch 1 and 3, float32 and float64."""
+
+import numpy as np
+import pytest
+import torch
+
+import ghostnp
+from torch_reference import build_torch_model, randomize_batchnorm, state_dict_numpy, torch_forward
+
+OFFICIAL = ["ghostnetv2_100", "ghostnetv2_130", "ghostnetv2_160", "ghostnet_100"]
+# (H, W), batch, dtype: every size, both batch sizes and both dtypes appear for every model.
+CASES = [
+    ((224, 224), 1, np.float32),
+    ((224, 224), 1, np.float64),
+    ((193, 257), 3, np.float32),
+    ((33, 40), 3, np.float64),
+    ((33, 40), 1, np.float32),
+]
+TOLERANCE = {np.float32: 1e-4, np.float64: 1e-9}  # max |ghostnp - torch| / max |torch|
+
+
+def relative_error(actual, expected):
+    return float(np.max(np.abs(actual - expected)) / np.max(np.abs(expected)))
+
+
+@pytest.fixture(scope="module", params=OFFICIAL)
+def torch_and_weights(request):
+    torch_model = randomize_batchnorm(build_torch_model(request.param), seed=OFFICIAL.index(request.param))
+    return request.param, torch_model, state_dict_numpy(torch_model, np.float64), {}
+
+
+def case_id(case):
+    (h, w), batch, dtype = case
+    return f"{h}x{w}-b{batch}-{np.dtype(dtype).name}"
+
+
+@pytest.mark.parametrize("case", CASES, ids=case_id)
+def test_logits_match_pytorch(torch_and_weights, backend, case):
+    name, torch_model, weights, torch_logits = torch_and_weights
+    size, batch, dtype = case
+    model = ghostnp.create_model(name, weights={k: v.astype(dtype) for k, v in weights.items()}, backend=backend)
+    x = np.random.default_rng(batch * size[0]).normal(size=(batch, 3, *size)).astype(dtype)
+
+    logits = model(x)
+    if case not in torch_logits:  # computed once, shared by the backends
+        torch_logits[case] = torch_forward(torch_model, x)
+    expected = torch_logits[case]
+
+    assert logits.shape == (batch, 1000) and logits.dtype == dtype
+    assert relative_error(logits, expected) < TOLERANCE[dtype]
+    top5 = np.argsort(-logits, axis=1)[:, :5]
+    np.testing.assert_array_equal(top5, np.argsort(-expected, axis=1)[:, :5])
+
+
+def test_features_and_head_compose_like_timm(torch_and_weights):
+    name, torch_model, weights, _ = torch_and_weights
+    model = ghostnp.create_model(name, weights=weights)
+    x = np.random.default_rng(7).normal(size=(2, 3, 65, 97))
+
+    features = model.forward_features(x)
+    pre_logits = model.forward_head(features, pre_logits=True)
+
+    torch_model.double()
+    with torch.no_grad():
+        expected_features = torch_model.forward_features(torch.from_numpy(x))
+        pooled = expected_features.mean((2, 3), keepdim=True)
+        expected_pre_logits = torch.relu(torch_model.conv_head(pooled)).flatten(1).numpy()
+    assert features.shape == expected_features.shape == (2, model.arch.final_chs, 3, 4)
+    assert relative_error(features, expected_features.numpy()) < 1e-9
+    assert pre_logits.shape == (2, 1280) and relative_error(pre_logits, expected_pre_logits) < 1e-9
+    np.testing.assert_allclose(model.forward_head(features), model(x), rtol=1e-12)
+
+
+def test_state_dict_round_trip_has_pytorch_keys(torch_and_weights):
+    name, torch_model, weights, _ = torch_and_weights
+    model = ghostnp.create_model(name, weights=weights)
+    state = model.state_dict()
+    assert list(state) == list(torch_model.state_dict())
+    assert all(state[k].shape == tuple(v.shape) for k, v in torch_model.state_dict().items())
+    again = ghostnp.create_model(name, weights=state)
+    x = np.random.default_rng(1).normal(size=(1, 3, 40, 40))
+    np.testing.assert_array_equal(again(x), model(x))
