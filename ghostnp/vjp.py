@@ -1,0 +1,174 @@
+"""Vector-Jacobian products: one backward function per op of the op table, with PyTorch's conventions.
+
+For an op ``out = f(x, ...)`` and the gradient ``grad_out = dL/d out`` of some scalar L, the VJP returns
+``dL/dx = J_f(x)^T grad_out`` for each *activation* input (the arrays flowing through the network; the
+weights are constants here, so no weight gradients are computed). Every function has the signature::
+
+    vjp_<op>(grad_out, out, *args, **kwargs) -> tuple of input gradients
+
+where ``out``, ``args`` and ``kwargs`` are exactly what the forward op returned and received, and the tuple
+holds one gradient per leading activation argument: ``(grad_x,)`` for unary ops and convolutions,
+``(grad_a, grad_b)`` for ``add``, ``multiply`` and ``concat_channels``. :data:`VJPS` maps op names
+(``ghostnp.ops.OP_NAMES``, plus the two array views ``slice_channels`` and ``reshape`` that layers take
+directly) to these functions and their number of activation inputs; :class:`ghostnp.autograd.Tape` walks
+them in reverse.
+
+Kinks follow PyTorch: ReLU passes the gradient where its output is > 0 (zero at 0); hard-sigmoid
+``relu6(x + 3) / 6`` passes ``1/6`` strictly inside (-3, 3) and zero at and beyond the clip points.
+"""
+
+import numpy as np
+
+from .ops.numpy_ops import BATCHNORM_EPS, _pair, nearest_source_index
+
+
+def unbroadcast(grad, shape):
+    """Sum ``grad`` over the axes along which an input of ``shape`` was broadcast: the VJP of broadcasting.
+
+    grad : ndarray, the shape of the broadcast result, e.g. (N, C, H, W); shape : e.g. (N, C, 1, 1).
+    """
+    extra = grad.ndim - len(shape)
+    grad = grad.sum(axis=tuple(range(extra))) if extra else grad  # leading axes the input did not have
+    stretched = tuple(axis for axis, size in enumerate(shape) if size == 1 and grad.shape[axis] != 1)
+    return grad.sum(axis=stretched, keepdims=True) if stretched else grad
+
+
+def vjp_conv2d(grad_out, out, x, weight, bias=None, stride=1, padding=0, groups=1, act=None):
+    """Gradient of a convolution w.r.t. its input: the transposed convolution.
+
+    grad_out : (N, C_out, H_out, W_out) -> grad_x : (N, C_in, H, W).
+
+    Every forward tap ``out[.., y, x_] += w[o, c, i, j] * xpad[.., y*sH + i, x_*sW + j]`` sends
+    ``w[o, c, i, j] * grad_out[.., y, x_]`` back to ``xpad[.., y*sH + i, x_*sW + j]``; the padding border is
+    then cut off, and rows / columns the strided windows never reached keep a zero gradient.
+    """
+    if act == "relu":
+        grad_out = grad_out * (out > 0)
+    n, c_in, h, w = x.shape
+    c_out, c_in_per_group, kh, kw = weight.shape
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    h_out, w_out = grad_out.shape[2:]
+    weight = weight.astype(grad_out.dtype, copy=False)
+    wg = weight.reshape(groups, c_out // groups, c_in_per_group, kh, kw)  # (G, C_out/G, C_in/G, kH, kW)
+    g = grad_out.reshape(n, groups, c_out // groups, h_out * w_out)  # (N, G, C_out/G, Ho*Wo)
+    grad_xpad = np.zeros((n, groups, c_in_per_group, h + 2 * ph, w + 2 * pw), dtype=grad_out.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            if c_in_per_group == 1 and c_out == groups:  # depthwise: a per-channel scale
+                tap = wg[None, :, :, 0, i, j, None] * g  # (N, G, 1, Ho*Wo)
+            else:
+                tap = np.matmul(np.swapaxes(wg[None, :, :, :, i, j], -1, -2), g)  # (N, G, C_in/G, Ho*Wo)
+            window = grad_xpad[:, :, :, i : i + sh * (h_out - 1) + 1 : sh, j : j + sw * (w_out - 1) + 1 : sw]
+            window += tap.reshape(n, groups, c_in_per_group, h_out, w_out)
+    grad_xpad = grad_xpad.reshape(n, c_in, h + 2 * ph, w + 2 * pw)
+    return (grad_xpad[:, :, ph : ph + h, pw : pw + w],)  # (N, C_in, H, W)
+
+
+def vjp_batch_norm(grad_out, out, x, weight, bias, running_mean, running_var, eps=BATCHNORM_EPS):
+    """Inference BatchNorm is a per-channel affine map: ``grad_x = grad_out * weight / sqrt(var + eps)``."""
+    dt = grad_out.dtype
+    scale = (weight.astype(dt) / np.sqrt(running_var.astype(dt) + dt.type(eps))).astype(dt)
+    expand = (slice(None),) + (None,) * (x.ndim - 2)  # (C, 1, 1) for NCHW
+    return (grad_out * scale[expand],)
+
+
+def vjp_relu(grad_out, out, x):
+    """``grad_out`` where the output is positive, 0 elsewhere (PyTorch's choice at 0)."""
+    return (grad_out * (out > 0),)
+
+
+def vjp_sigmoid(grad_out, out, x):
+    """``grad_out * s * (1 - s)`` with ``s`` the forward output."""
+    return (grad_out * out * (1 - out),)
+
+
+def vjp_hard_sigmoid(grad_out, out, x):
+    """``grad_out / 6`` where ``0 < x + 3 < 6``, 0 at and beyond the clip points (PyTorch's relu6)."""
+    shifted = x + x.dtype.type(3)
+    inside = (shifted > 0) & (shifted < 6)
+    return (grad_out * inside / grad_out.dtype.type(6),)
+
+
+def vjp_avg_pool_2x2(grad_out, out, x):
+    """Each input of a 2 x 2 window gets a quarter of its output's gradient; a dropped odd row/column, 0.
+
+    grad_out : (N, C, H // 2, W // 2) -> grad_x : (N, C, H, W).
+    """
+    n, c, h, w = x.shape
+    ho, wo = grad_out.shape[2:]
+    quarter = grad_out / grad_out.dtype.type(4)
+    grad_x = np.zeros(x.shape, dtype=grad_out.dtype)
+    grad_x[:, :, : 2 * ho, : 2 * wo] = np.broadcast_to(  # (N, C, Ho, 2, Wo, 2) viewed as (N, C, 2Ho, 2Wo)
+        quarter[:, :, :, None, :, None], (n, c, ho, 2, wo, 2)
+    ).reshape(n, c, 2 * ho, 2 * wo)
+    return (grad_x,)
+
+
+def vjp_global_avg_pool(grad_out, out, x):
+    """Every pixel gets ``1 / (H W)`` of its channel's gradient: (N, C, 1, 1) -> (N, C, H, W)."""
+    h, w = x.shape[2:]
+    return (np.broadcast_to(grad_out / grad_out.dtype.type(h * w), x.shape).copy(),)
+
+
+def vjp_upsample_nearest(grad_out, out, x, size):
+    """Scatter-add: each source pixel collects the gradients of all output pixels that copied it.
+
+    grad_out : (N, C, H, W) -> grad_x : (N, C, h, w), with the legacy index map of ``upsample_nearest``
+    (3 -> 7 copies rows 0, 0, 0, 1, 1, 2, 2, so row 0 of the source sums three output rows).
+    """
+    rows = nearest_source_index(x.shape[2], size[0])
+    cols = nearest_source_index(x.shape[3], size[1])
+    grad_x = np.zeros(x.shape, dtype=grad_out.dtype)
+    np.add.at(grad_x, (slice(None), slice(None), rows[:, None], cols[None, :]), grad_out)
+    return (grad_x,)
+
+
+def vjp_linear(grad_out, out, x, weight, bias=None):
+    """``grad_x = grad_out @ weight``: (N, out) -> (N, in)."""
+    return (grad_out @ weight.astype(grad_out.dtype, copy=False),)
+
+
+def vjp_add(grad_out, out, a, b):
+    """Both summands receive the gradient (summed over any axes they were broadcast along)."""
+    return unbroadcast(grad_out, a.shape), unbroadcast(grad_out, b.shape)
+
+
+def vjp_multiply(grad_out, out, a, b):
+    """Product rule, with broadcasting undone: a gate (N, C, 1, 1) sums its gradient over H and W."""
+    return unbroadcast(grad_out * b, a.shape), unbroadcast(grad_out * a, b.shape)
+
+
+def vjp_concat_channels(grad_out, out, a, b):
+    """Split the gradient at channel ``C_a``: (N, C_a + C_b, H, W) -> (N, C_a, H, W), (N, C_b, H, W)."""
+    return grad_out[:, : a.shape[1]], grad_out[:, a.shape[1] :]
+
+
+def vjp_slice_channels(grad_out, out, x):
+    """``out = x[:, :C_out]``: the kept channels get the gradient, the dropped ones zero."""
+    grad_x = np.zeros(x.shape, dtype=grad_out.dtype)
+    grad_x[:, : out.shape[1]] = grad_out
+    return (grad_x,)
+
+
+def vjp_reshape(grad_out, out, x):
+    """``out = x.reshape(...)``: the gradient reshaped back to ``x.shape``."""
+    return (grad_out.reshape(x.shape),)
+
+
+# op name -> (its VJP, how many leading arguments are activations that receive a gradient)
+VJPS = {
+    "conv2d": (vjp_conv2d, 1),
+    "batch_norm": (vjp_batch_norm, 1),
+    "relu": (vjp_relu, 1),
+    "sigmoid": (vjp_sigmoid, 1),
+    "hard_sigmoid": (vjp_hard_sigmoid, 1),
+    "avg_pool_2x2": (vjp_avg_pool_2x2, 1),
+    "global_avg_pool": (vjp_global_avg_pool, 1),
+    "upsample_nearest": (vjp_upsample_nearest, 1),
+    "linear": (vjp_linear, 1),
+    "add": (vjp_add, 2),
+    "multiply": (vjp_multiply, 2),
+    "concat_channels": (vjp_concat_channels, 2),
+    "slice_channels": (vjp_slice_channels, 1),
+    "reshape": (vjp_reshape, 1),
+}
