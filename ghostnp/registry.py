@@ -1,5 +1,6 @@
 """Model names to architectures, and ``create_model``: timm's names, any width, and a tiny test network."""
 
+import os
 import re
 
 import numpy as np
@@ -7,6 +8,7 @@ import numpy as np
 from .architecture import build_architecture
 from .model import GhostNet
 from .params import init_params, param_shapes
+from .weights import load_weights
 
 # The official models (timm's names) and their width multipliers / versions.
 MODELS = {
@@ -60,16 +62,22 @@ def expected_shapes(name, num_classes=1000):
     return param_shapes(get_architecture(name, num_classes))
 
 
-def create_model(name, weights=None, *, seed=0, num_classes=1000, backend=None, fold_bn=None, dtype=np.float32):
+def create_model(
+    name, weights=None, *, pretrained=False, seed=0, num_classes=1000, backend=None, fold_bn=None, dtype=np.float32
+):
     """Build a model.
 
     Parameters
     ----------
     name : a name from :func:`list_models` (or a width, see :func:`get_architecture`).
-    weights : None for a seeded random initialisation (non-trivial BatchNorm statistics), or a dict of
-        arrays keyed like the PyTorch state_dict (``num_batches_tracked`` may be present or absent).
+    weights : None for a seeded random initialisation (non-trivial BatchNorm statistics); a dict of arrays
+        keyed like the PyTorch state_dict (``num_batches_tracked`` may be present or absent); or the path of
+        a weights file in any format :func:`ghostnp.load_weights` reads.
+    pretrained : load the published ImageNet weights for ``name`` from the cache, downloading and
+        converting them once if needed (see :mod:`ghostnp.hub`). Excludes ``weights``.
     seed : the random initialisation's seed.
     backend : "numpy", "numba", "auto", or None (``GHOSTNP_BACKEND``, else numpy).
+    fold_bn : fold BatchNorm into the convolutions (default: only for the numba backend).
     dtype : the random initialisation's dtype.
 
     Returns
@@ -77,8 +85,19 @@ def create_model(name, weights=None, *, seed=0, num_classes=1000, backend=None, 
     GhostNet
     """
     arch = get_architecture(name, num_classes)
+    if pretrained:
+        if weights is not None:
+            raise ValueError("pass either weights=... or pretrained=True, not both")
+        from .hub import fetch_pretrained
+
+        weights = fetch_pretrained(name)
     if weights is None:
         return GhostNet(arch, init_params(arch, seed, dtype), backend=backend, fold_bn=fold_bn, source="random init")
+    source = "weights"
+    if isinstance(weights, (str, os.PathLike)):
+        source, weights = f"the weights in {weights}", load_weights(weights)
     if not isinstance(weights, dict):
-        raise TypeError(f"weights must be a dict of arrays keyed like the PyTorch state_dict, got {type(weights).__name__}")
-    return GhostNet(arch, weights, backend=backend, fold_bn=fold_bn)
+        raise TypeError(
+            f"weights must be a dict of arrays keyed like the PyTorch state_dict or a file path, got {type(weights).__name__}"
+        )
+    return GhostNet(arch, weights, backend=backend, fold_bn=fold_bn, source=source)

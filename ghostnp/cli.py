@@ -1,0 +1,250 @@
+"""The ``ghostnp`` command (also ``python -m ghostnp``): classify images, inspect models, manage weights."""
+
+import argparse
+import glob
+import json
+import os
+import platform
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .errors import DownloadError, GhostnpError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
+EXIT_FAILED_FILES = 1  # some inputs could not be classified
+EXIT_NO_WEIGHTS = 3  # the weights are not in the cache and could not be downloaded
+
+EXAMPLES = {
+    "classify": """examples:
+  ghostnp classify --sample                      the sample image shipped with ghostnp
+  ghostnp classify cat.jpg dog.png --topk 3
+  ghostnp classify photos/ --json > labels.json  every image in a folder, JSON for scripts
+  ghostnp classify 'shots/*.jpg' --weights ck_ghostnetv2_10.pth.tar""",
+    "models": "example:\n  ghostnp models",
+    "summary": "examples:\n  ghostnp summary ghostnetv2_100\n  ghostnp summary ghostnetv2_160 --input-size 256",
+    "convert": "example:\n  ghostnp convert ck_ghostnetv2_10.pth.tar -o ghostnetv2_100.npz",
+    "download": "example:\n  ghostnp download ghostnetv2_100",
+    "cache": "examples:\n  ghostnp cache            list the cached weights\n  ghostnp cache --clear    delete them",
+    "info": "example:\n  ghostnp info",
+}
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog="ghostnp",
+        description="GhostNetV2 in pure NumPy: classify images with ImageNet-1k models, inspect them, manage weights.",
+        epilog="Run 'ghostnp COMMAND --help' for a command's options and examples.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    def command(name, help_text):
+        return commands.add_parser(
+            name, help=help_text, description=help_text, epilog=EXAMPLES[name],
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+
+    classify = command("classify", "Classify images (files, folders or glob patterns) and print the top classes.")
+    classify.add_argument("images", nargs="*", metavar="IMG|DIR|GLOB", help="image files, folders of images, or patterns")
+    classify.add_argument("--sample", action="store_true", help="also classify the sample image shipped with ghostnp")
+    classify.add_argument("--model", default="ghostnetv2_100", help="model name (see 'ghostnp models'; default %(default)s)")
+    classify.add_argument("--topk", type=int, default=5, help="classes to show per image (default %(default)s)")
+    classify.add_argument("--weights", metavar="PATH", help="weights file (.pth, .pth.tar, .safetensors, .npz); default: the pretrained weights from the cache")
+    classify.add_argument("--backend", choices=("numpy", "numba", "auto"), help="op implementation (default: $GHOSTNP_BACKEND, else numpy)")
+    classify.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default %(default)s)")
+    classify.add_argument("--json", action="store_true", help="print JSON (one object per image) instead of a table")
+
+    command("models", "List the model names and their published weights.")
+
+    summary = command("summary", "Print a model's per-layer table: output shapes, parameters, multiply-adds.")
+    summary.add_argument("model", help="model name (see 'ghostnp models')")
+    summary.add_argument("--input-size", type=int, default=224, help="square input size (default %(default)s)")
+
+    convert = command("convert", "Convert a checkpoint (PyTorch, safetensors) to a ghostnp .npz, without PyTorch.")
+    convert.add_argument("src", metavar="SRC", help="the checkpoint file")
+    convert.add_argument("-o", "--output", metavar="OUT.npz", help="where to write (default: beside SRC)")
+    convert.add_argument("--arch", help="model name (default: recognised from the keys and shapes)")
+
+    download = command("download", "Download and convert a model's pretrained weights into the cache.")
+    download.add_argument("model", help="model name or pretrained tag, e.g. ghostnetv2_100 or ghostnetv2_100.in1k")
+
+    cache = command("cache", "List (or clear) the weights cache.")
+    cache.add_argument("--clear", action="store_true", help="delete the cached weights")
+
+    command("info", "Print versions, the backend, and the cache folder.")
+    return parser
+
+
+def expand_inputs(patterns):
+    """Files named, files in named folders (sorted, images only), and glob matches; missing ones kept as given."""
+    files = []
+    for pattern in patterns:
+        path = Path(pattern)
+        if path.is_dir():
+            files.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
+        elif glob.has_magic(pattern):
+            files.extend(sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file()))
+        else:
+            files.append(path)
+    return files
+
+
+def run_classify(args, out):
+    from .classification import eval_config, load_model, top_predictions
+    from .images import sample_image_path
+    from .preprocess import preprocess
+
+    files = expand_inputs(args.images) + ([sample_image_path()] if args.sample else [])
+    if not files:
+        print("ghostnp classify: no images given; name files, folders or patterns, or use --sample", file=sys.stderr)
+        return 2
+    try:
+        model = load_model(args.model, args.weights, args.backend)
+    except DownloadError as error:
+        print(f"ghostnp classify: the weights for {args.model} are not available.\n\n{error}", file=sys.stderr)
+        return EXIT_NO_WEIGHTS
+    config = eval_config(args.model)
+    results, failures = [], 0
+    progress = Progress(len(files), enabled=len(files) > 1 and sys.stderr.isatty())
+    for start in range(0, len(files), args.batch_size):
+        batch_files, inputs = [], []
+        for path in files[start : start + args.batch_size]:
+            try:
+                inputs.append(preprocess(path, config=config))  # (1, 3, 224, 224)
+                batch_files.append(path)
+            except (GhostnpError, OSError) as error:
+                failures += 1
+                print(f"ghostnp classify: skipped {path}: {error}", file=sys.stderr)
+            progress.advance()
+        if inputs:
+            logits = model(np.concatenate(inputs))  # (B, 1000)
+            results.extend(zip(batch_files, top_predictions(logits, args.topk)))
+    progress.close()
+    if args.json:
+        for path, predictions in results:
+            record = {"file": str(path), "predictions": [p._asdict() for p in predictions]}
+            print(json.dumps(record), file=out)
+    else:
+        for path, predictions in results:
+            print(f"{path}", file=out)
+            for p in predictions:
+                print(f"  {p.probability:7.2%}  {p.index:4d}  {p.label}", file=out)
+    return EXIT_FAILED_FILES if failures else 0
+
+
+class Progress:
+    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
+
+    def __init__(self, total, enabled):
+        self.total, self.done, self.enabled = total, 0, enabled
+
+    def advance(self):
+        self.done += 1
+        if self.enabled:
+            filled = 30 * self.done // self.total
+            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}", end="", file=sys.stderr, flush=True)
+
+    def close(self):
+        if self.enabled:
+            print(file=sys.stderr)
+
+
+def run_models(args, out):
+    from .pretrained import list_pretrained
+    from .registry import list_models
+
+    tags = list_pretrained()
+    for name in list_models():
+        weights = ", ".join(t for t in tags if t.split(".")[0] == name) or "(no published weights)"
+        print(f"{name:<18} {weights}", file=out)
+    return 0
+
+
+def run_summary(args, out):
+    from .summary import summary
+
+    print(summary(args.model, args.input_size), file=out)
+    return 0
+
+
+def run_convert(args, out):
+    from weights_converter import convert
+
+    print(convert(args.src, args.output, args.arch), file=out)
+    return 0
+
+
+def run_download(args, out):
+    from .hub import fetch_pretrained
+
+    try:
+        print(fetch_pretrained(args.model), file=out)
+    except DownloadError as error:
+        print(f"ghostnp download: {error}", file=sys.stderr)
+        return EXIT_NO_WEIGHTS
+    return 0
+
+
+def run_cache(args, out):
+    from .hub import cache_dir, cache_entries, clear_cache
+
+    if args.clear:
+        for path in clear_cache():
+            print(f"removed {path}", file=out)
+        return 0
+    print(f"cache folder: {cache_dir()}  (set GHOSTNP_HOME to move it)", file=out)
+    entries = cache_entries()
+    for entry in entries:
+        print(f"  {entry.name:<48} {entry.size / 1e6:8.1f} MB  sha256 {entry.sha256}", file=out)
+    if not entries:
+        print("  (empty: 'ghostnp download MODEL' fills it)", file=out)
+    return 0
+
+
+def run_info(args, out):
+    from . import __version__
+    from .hub import cache_dir
+    from .ops import numba_available, resolve_backend
+
+    numba_version = "not installed (pip install 'ghostnp[fast]')"
+    if numba_available():
+        import numba
+
+        numba_version = numba.__version__
+    import PIL
+
+    print(f"ghostnp   {__version__}", file=out)
+    print(f"python    {platform.python_version()} ({sys.executable})", file=out)
+    print(f"numpy     {np.__version__}", file=out)
+    print(f"pillow    {PIL.__version__}", file=out)
+    print(f"numba     {numba_version}", file=out)
+    print(f"backend   {resolve_backend(None)} (GHOSTNP_BACKEND={os.environ.get('GHOSTNP_BACKEND', '')!r})", file=out)
+    print(f"cache     {cache_dir()}", file=out)
+    print(f"offline   {os.environ.get('GHOSTNP_OFFLINE', '') not in ('', '0')}", file=out)
+    return 0
+
+
+COMMANDS = {
+    "classify": run_classify,
+    "models": run_models,
+    "summary": run_summary,
+    "convert": run_convert,
+    "download": run_download,
+    "cache": run_cache,
+    "info": run_info,
+}
+
+
+def main(argv=None, out=None):
+    """Run the command line; returns the exit status (0 success, 1 some files failed, 2 usage, 3 no weights)."""
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args, out or sys.stdout)
+    except (GhostnpError, ValueError) as error:
+        print(f"ghostnp {args.command}: {error}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
