@@ -181,3 +181,19 @@ def test_read_checkpoint_of_converted_training_checkpoint_keeps_ema(tmp_path):
     assert out == tmp_path / "train.npz"
     assert info["metadata"]["picked"] == "state_dict_ema"
     np.testing.assert_array_equal(weights["classifier.weight"], ema["classifier.weight"].numpy())
+
+
+@pytest.mark.slow
+def test_converted_training_checkpoint_gives_the_torch_models_logits(tmp_path):
+    """End to end: a torch model's weights, saved as a DataParallel training checkpoint with the profiler's
+    buffers, converted without torch, then run by ghostnp: the logits agree with torch's."""
+    from torch_reference import build_torch_model, randomize_batchnorm, torch_forward
+
+    model = randomize_batchnorm(build_torch_model("ghostnetv2_100"), seed=5)
+    state = with_profiler_buffers(model.state_dict())
+    path = tmp_path / "checkpoint.pth.tar"
+    torch.save({"state_dict": OrderedDict((f"module.{key}", value) for key, value in state.items()), "epoch": 9}, path)
+    weights, _ = read_checkpoint(convert(path))
+    x = np.random.default_rng(0).standard_normal((1, 3, 96, 80)).astype(np.float32)
+    logits = ghostnp.create_model("ghostnetv2_100", weights=weights)(x)
+    np.testing.assert_allclose(logits, torch_forward(model, x), rtol=1e-4, atol=1e-4)
