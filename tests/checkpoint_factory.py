@@ -7,7 +7,6 @@ Only the tests import torch; ``weights_converter`` itself never does.
 
 from __future__ import annotations
 
-import io
 import json
 import struct
 import zipfile
@@ -161,9 +160,3 @@ def expected_state(state: dict) -> dict:
     return {key: value for key, value in state.items()
             if key.rsplit(".", 1)[-1] not in ("num_batches_tracked", "total_ops", "total_params")}  # fmt: skip
 
-
-def torch_bytes(state, **torch_save_options) -> bytes:
-    """``torch.save`` into memory."""
-    buffer = io.BytesIO()
-    torch.save(state, buffer, **torch_save_options)
-    return buffer.getvalue()

@@ -443,7 +443,9 @@ class _Machine:
         """The container below the new items, which must be exactly of type ``kind``."""
         container = self.top()
         if type(container) is not kind:
-            self.fail_here(f"the pickle adds items to a {type(container).__name__}, where a {kind.__name__} is required")
+            self.fail_here(
+                f"the pickle adds items to a {type(container).__name__}, where a {kind.__name__} is required"
+            )
         return container
 
     def _op_APPEND(self):

@@ -98,12 +98,12 @@ def _read(path: Path, source: str) -> tuple[dict[str, np.ndarray], dict]:
                     f"nor an .npz (members such as {archive.namelist()[:3]})"
                 )
         if info["format"] == "torch-zip":
-            _, arrays = read_torch_zip(path, source, choose)
+            arrays = read_torch_zip(path, source, choose)
         else:
             arrays = choose(arrays)
     elif kind == "pickle":
         info["format"] = "torch-legacy"
-        _, arrays = read_torch_legacy(path.read_bytes(), source, choose)
+        arrays = read_torch_legacy(path.read_bytes(), source, choose)
     else:
         info["format"] = "safetensors"
         arrays = choose(read_safetensors(path.read_bytes(), source))

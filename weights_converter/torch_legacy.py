@@ -15,8 +15,6 @@ Each storage's count is checked against the numel its persistent id declares and
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from ghostnp.errors import CheckpointError
@@ -29,7 +27,7 @@ MAGIC_NUMBER = 0x1950A86A20F9469CFC6C
 PROTOCOL_VERSION = 1001
 
 
-def read_torch_legacy(data: bytes, source: str, choose) -> tuple[Any, dict[str, np.ndarray]]:
+def read_torch_legacy(data: bytes, source: str, choose) -> dict[str, np.ndarray]:
     """Unpickle a legacy PyTorch checkpoint, let ``choose`` pick the weights, and decode only those.
 
     Parameters
@@ -43,8 +41,8 @@ def read_torch_legacy(data: bytes, source: str, choose) -> tuple[Any, dict[str, 
 
     Returns
     -------
-    tree : object
-    arrays : dict of str to ndarray
+    dict of str to ndarray
+        The chosen tensors, as in ``read_torch_zip``.
     """
     table = torch_globals(source)
     magic, position = unpickle(data, source=source, globals_table=table)
@@ -109,4 +107,4 @@ def read_torch_legacy(data: bytes, source: str, choose) -> tuple[Any, dict[str, 
         start = offsets[storage.key] + storage.offset * storage.storage_type.itemsize
         raw = data[start : start + storage.numel * storage.storage_type.itemsize]
         arrays[name] = materialize(tensor, decode_storage(raw, storage.storage_type, byteorder))
-    return tree, arrays
+    return arrays

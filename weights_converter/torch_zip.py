@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Any
-
 import numpy as np
 
 from ghostnp.errors import CheckpointError
@@ -28,7 +26,7 @@ def is_torch_zip(archive: zipfile.ZipFile) -> bool:
     return any(name.count("/") == 1 and name.endswith("/data.pkl") for name in archive.namelist())
 
 
-def read_torch_zip(path: Path, source: str, choose) -> tuple[Any, dict[str, np.ndarray]]:
+def read_torch_zip(path: Path, source: str, choose) -> dict[str, np.ndarray]:
     """Unpickle a PyTorch zip checkpoint, let ``choose`` pick the weights, and read only those.
 
     Parameters
@@ -42,9 +40,7 @@ def read_torch_zip(path: Path, source: str, choose) -> tuple[Any, dict[str, np.n
 
     Returns
     -------
-    tree : object
-        The unpickled object.
-    arrays : dict of str to ndarray
+    dict of str to ndarray
         The chosen tensors, each a fresh array of its storage's dtype (bfloat16 decoded to float32).
     """
     with open_zip(path, source) as archive:
@@ -74,7 +70,9 @@ def read_torch_zip(path: Path, source: str, choose) -> tuple[Any, dict[str, np.n
                 )
             return StorageRef(key, storage_type, numel)
 
-        tree, _ = unpickle(pickle_bytes, source=source, globals_table=torch_globals(source), persistent_load=load_storage)
+        tree, _ = unpickle(
+            pickle_bytes, source=source, globals_table=torch_globals(source), persistent_load=load_storage
+        )
         chosen = choose(tree)
         storages: dict[tuple[str, str], np.ndarray] = {}  # (key, storage type) -> decoded storage
         arrays = {}
@@ -86,7 +84,7 @@ def read_torch_zip(path: Path, source: str, choose) -> tuple[Any, dict[str, np.n
                 raw = read_member(archive, f"{folder}/data/{storage.key}", size, source)
                 storages[cache_key] = decode_storage(raw, storage.storage_type, byteorder)
             arrays[name] = materialize(tensor, storages[cache_key])
-        return tree, arrays
+        return arrays
 
 
 def _byteorder(archive: zipfile.ZipFile, folder: str, source: str) -> str:

@@ -41,7 +41,9 @@ def open_zip(path: Path, source: str) -> Iterator[zipfile.ZipFile]:
         if len(names) > MAX_MEMBERS:
             raise CheckpointError(f"{source}: the zip archive has {len(names):,} members, more than {MAX_MEMBERS:,}")
         if len(set(names)) != len(names):
-            raise CheckpointError(f"{source}: the zip archive has two members with the same name: it is damaged or crafted")
+            raise CheckpointError(
+                f"{source}: the zip archive has two members with the same name: it is damaged or crafted"
+            )
         try:
             yield archive
         except ZIP_ERRORS as error:
