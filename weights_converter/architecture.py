@@ -122,4 +122,8 @@ def check_architecture(
         raise CheckpointError(f"unknown architecture {name!r}; choose one of {', '.join(candidates)}")
     diff = compare_shapes(state_dict, candidates[name])
     if diff.count:
-        raise CheckpointError(f"{source}: the weights do not fit {name} ({diff.count} differences):\n{diff.describe()}")
+        fits = [other for other, expected in candidates.items() if compare_shapes(state_dict, expected).count == 0]
+        hint = f"\nThey fit {fits[0]}." if fits else ""
+        raise CheckpointError(
+            f"{source}: the weights do not fit {name} ({diff.count} differences):\n{diff.describe()}{hint}"
+        )

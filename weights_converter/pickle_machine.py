@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, NoReturn
 
 from ghostnp.errors import CheckpointError
 
@@ -234,10 +234,10 @@ class _Machine:
         self.at = start
         self.dispatch = {code: getattr(self, "_op_" + name) for code, name in OPCODES.items() if name != "STOP"}
 
-    def fail(self, problem: str):
+    def fail(self, problem: str) -> NoReturn:
         raise CheckpointError(f"{self.source}: {problem}")
 
-    def fail_here(self, problem: str):
+    def fail_here(self, problem: str) -> NoReturn:
         self.fail(f"{problem} (opcode {self.opname} at byte {self.at})")
 
     def run(self) -> tuple[Any, int]:
