@@ -93,21 +93,31 @@ def build_engines(model_name, threads, wanted):
     return engines
 
 
+def export_onnx(torch_model):
+    """Export a PyTorch model (input N x 3 x 224 x 224, N dynamic) to a temporary .onnx file; its path."""
+    import warnings
+
+    import torch
+
+    path = str(Path(tempfile.mkdtemp(prefix="ghostnp-bench-")) / "model.onnx")
+    with warnings.catch_warnings():  # dynamo=False: the TorchScript exporter (deprecated), no onnxscript needed
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(
+            torch_model, (torch.zeros(1, 3, 224, 224),), path, input_names=["x"], output_names=["logits"],
+            dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False,
+        )  # fmt: skip
+    return path
+
+
 def build_onnxruntime(torch_model, threads):
     """``{"onnxruntime": run}`` with the PyTorch model exported to ONNX, or {} without onnxruntime."""
     try:
         import onnxruntime as ort
-        import torch
     except ImportError:
         return {}
-    path = Path(tempfile.mkdtemp(prefix="ghostnp-bench-")) / "model.onnx"
-    torch.onnx.export(  # dynamo=False: the TorchScript exporter, no onnxscript needed
-        torch_model, (torch.zeros(1, 3, 224, 224),), str(path), input_names=["x"], output_names=["logits"],
-        dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False,
-    )  # fmt: skip
     options = ort.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    session = ort.InferenceSession(export_onnx(torch_model), options, providers=["CPUExecutionProvider"])
     return {"onnxruntime": lambda x: session.run(None, {"x": x})[0]}
 
 
@@ -189,23 +199,13 @@ def process_costs(model, threads):
         return rows
     wall, out = run_python(ONE_IMAGE.format(body=TORCH_ONE_IMAGE.format(tests=str(REPO / "tests"), model=model)), env)
     rows.append(("one image, torch", wall, out["seconds"], out["peak_rss_mib"]))
-    path = export_for_process_test(model)
-    wall, out = run_python(ONE_IMAGE.format(body=ORT_ONE_IMAGE.format(path=path)), env)
-    rows.append(("one image, onnxruntime", wall, out["seconds"], out["peak_rss_mib"]))
-    return rows
-
-
-def export_for_process_test(model):
-    """Export the PyTorch reference to a temporary .onnx file; returns its path."""
-    import torch
-
     sys.path.insert(0, str(REPO / "tests"))
     from torch_reference import build_torch_model
 
-    path = str(Path(tempfile.mkdtemp(prefix="ghostnp-bench-")) / "model.onnx")
-    torch.onnx.export(build_torch_model(model), (torch.zeros(1, 3, 224, 224),), path, input_names=["x"],
-                      output_names=["logits"], dynamic_axes={"x": {0: "n"}}, opset_version=17, dynamo=False)  # fmt: skip
-    return path
+    path = export_onnx(build_torch_model(model))
+    wall, out = run_python(ONE_IMAGE.format(body=ORT_ONE_IMAGE.format(path=path)), env)
+    rows.append(("one image, onnxruntime", wall, out["seconds"], out["peak_rss_mib"]))
+    return rows
 
 
 # --- the report -------------------------------------------------------------------------------------------

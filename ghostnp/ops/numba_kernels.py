@@ -14,8 +14,6 @@ come from BLAS in the pointwise convolutions.
 rounding.
 """
 
-import math
-
 import numba
 import numpy as np
 
@@ -36,7 +34,7 @@ def _conv2d_direct(x, weight, bias, stride_h, stride_w, pad_h, pad_w, relu, out)
     out : ndarray, shape (N, C_out, H_out, W_out), written in place; G is C_in / (C_in / G).
 
     Two passes. (1) Each zero-padded input plane is split into its ``sH * sW`` stride phases,
-    ``phases[n, c, a, b, r, q] = xpad[n, c, r * sH + a, q * sW + b]``, so a strided convolution becomes a
+    ``phases[n, c, a, b, r * Wq + q] = xpad[n, c, r * sH + a, q * sW + b]``, so a strided convolution becomes a
     stride-1 one: tap (i, j) reads phase (i % sH, j % sW) shifted by (i // sH, j // sW). (2) Each output
     plane is accumulated tap by tap over the *flattened* phase plane: one contiguous, branch-free,
     vectorisable loop of about H_out * Wq multiply-adds per tap, whose Wq - W_out surplus columns per row
@@ -48,7 +46,7 @@ def _conv2d_direct(x, weight, bias, stride_h, stride_w, pad_h, pad_w, relu, out)
     c_out_per_group = c_out // (c_in // c_in_per_group)
     hq = (h + 2 * pad_h + stride_h - 1) // stride_h  # rows of one phase plane
     wq = (w + 2 * pad_w + stride_w - 1) // stride_w  # columns of one phase plane
-    phases = np.zeros((n, c_in, stride_h, stride_w, hq, wq), dtype=x.dtype)
+    phases = np.zeros((n, c_in, stride_h, stride_w, hq * wq), dtype=x.dtype)  # each phase plane flattened
     for image_channel_phase in range(n * c_in * stride_h * stride_w):
         image_channel, phase = image_channel_phase // (stride_h * stride_w), image_channel_phase % (stride_h * stride_w)
         b, c = image_channel // c_in, image_channel % c_in
@@ -58,21 +56,21 @@ def _conv2d_direct(x, weight, bias, stride_h, stride_w, pad_h, pad_w, relu, out)
         for rq in range(hq):
             iy = rq * stride_h + a - pad_h
             if 0 <= iy < h:
-                dst = phases[b, c, a, e, rq, q_lo:]  # (q_hi - q_lo,) used
+                dst = phases[b, c, a, e, rq * wq + q_lo :]  # (q_hi - q_lo,) used
                 src = x[b, c, iy, q_lo * stride_w + e - pad_w :]  # every sW-th element used
                 for k in range(q_hi - q_lo):
                     dst[k] = src[k * stride_w]
     span = (h_out - 1) * wq + w_out  # flat length covering every output pixel
+    acc = np.empty(h_out * wq, dtype=x.dtype)  # one output plane, (H_out, Wq) flattened
     for image_channel in range(n * c_out):
         b, o = image_channel // c_out, image_channel % c_out
         first_in = (o // c_out_per_group) * c_in_per_group  # first input channel of o's group
-        acc = np.zeros(h_out * wq, dtype=x.dtype)  # (H_out, Wq) flattened
+        acc[:] = 0
         for c in range(c_in_per_group):
             for i in range(kh):
                 for j in range(kw):
                     tap = weight[o, c, i, j]
-                    plane = phases[b, first_in + c, i % stride_h, j % stride_w].reshape(-1)  # (Hq * Wq,)
-                    src = plane[(i // stride_h) * wq + j // stride_w :]
+                    src = phases[b, first_in + c, i % stride_h, j % stride_w, (i // stride_h) * wq + j // stride_w :]
                     for k in range(span):
                         acc[k] += tap * src[k]
         for oy in range(h_out):
@@ -112,16 +110,18 @@ def _avg_pool_2x2(x, out):
                 row[ox] = (top[2 * ox] + top[2 * ox + 1] + bottom[2 * ox] + bottom[2 * ox + 1]) / 4
 
 
-def _sigmoid(x, out):
-    """The logistic function element-wise, ``1 / (1 + exp(-x))``, via ``exp(-|x|)`` so it never overflows.
+def _logistic_from_exp(x, e, out):
+    """The logistic function element-wise, given ``e = exp(-|x|)``: ``1 / (1 + e)`` for x >= 0, else ``e / (1 + e)``.
 
-    x, out : ndarray, same shape, viewed flat (any shape; ``out`` written in place).
+    Both branches are ``1 / (1 + exp(-x))`` rewritten so that nothing overflows. ``e`` comes from NumPy
+    (``numba_ops.sigmoid``), whose ``exp`` is SIMD-vectorised; Numba's, without Intel SVML, is one scalar
+    libm call per element and made this op 3 x slower.
+
+    x, e, out : ndarray, same shape, viewed flat (any shape; ``out`` written in place).
     """
-    flat_x, flat_out = x.reshape(-1), out.reshape(-1)
+    flat_x, flat_e, flat_out = x.reshape(-1), e.reshape(-1), out.reshape(-1)
     for k in range(flat_x.size):
-        v = flat_x[k]
-        e = math.exp(-abs(v))  # in (0, 1]
-        flat_out[k] = (1 if v >= 0 else e) / (1 + e)
+        flat_out[k] = (1 if flat_x[k] >= 0 else flat_e[k]) / (1 + flat_e[k])
 
 
 def _upsample_nearest(x, rows, cols, out):
@@ -143,5 +143,5 @@ def _upsample_nearest(x, rows, cols, out):
 conv2d_direct = _jit(_conv2d_direct)
 bias_act = _jit(_bias_act)
 avg_pool_2x2 = _jit(_avg_pool_2x2)
-sigmoid = _jit(_sigmoid)
+logistic_from_exp = _jit(_logistic_from_exp)
 upsample_nearest = _jit(_upsample_nearest)

@@ -6,8 +6,9 @@ What runs where (measured on ghostnetv2_100, see ``benchmarks/README.md``):
   matrix product through NumPy's BLAS, which beats any loop we can write; Numba only adds the bias and the
   ReLU in the same pass (``bias_act``). Every other convolution (depthwise 3 x 3 / 5 x 5 at stride 1 and 2,
   the DFC branch's (1, 5) and (5, 1), the 3 x 3 stride-2 stem) runs the direct loop ``conv2d_direct``.
-- ``avg_pool_2x2``, ``sigmoid`` and ``upsample_nearest`` are Numba loops.
-- The remaining ops are cheap or already single NumPy passes and are the reference functions themselves.
+- ``avg_pool_2x2`` and ``upsample_nearest`` are Numba loops; ``sigmoid`` takes ``exp`` from NumPy (SIMD)
+  and the rest from a Numba loop.
+- Every other op in ``OP_NAMES`` is the reference function itself (re-exported at the end of this file).
 
 Inputs are made C-contiguous and weights cast to the input's dtype before a kernel is called, so each
 kernel compiles for at most two signatures (float32, float64), cached on disk (``cache=True``).
@@ -15,34 +16,11 @@ kernel compiles for at most two signatures (float32, float64), cached on disk (`
 
 import numpy as np
 
-from . import numba_kernels
-from .numpy_ops import (
-    _pair,
-    add,
-    batch_norm,
-    concat_channels,
-    global_avg_pool,
-    hard_sigmoid,
-    linear,
-    multiply,
-    nearest_source_index,
-    relu,
-)
+from . import OP_NAMES, numba_kernels, numpy_ops
+from .numpy_ops import _pair, nearest_source_index
 
-__all__ = [
-    "conv2d",
-    "batch_norm",
-    "relu",
-    "sigmoid",
-    "hard_sigmoid",
-    "avg_pool_2x2",
-    "global_avg_pool",
-    "upsample_nearest",
-    "linear",
-    "add",
-    "multiply",
-    "concat_channels",
-]
+ACCELERATED = ("conv2d", "sigmoid", "avg_pool_2x2", "upsample_nearest")
+__all__ = list(OP_NAMES)
 
 
 def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, act=None):
@@ -77,9 +55,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, act=None):
 def sigmoid(x):
     """The logistic function ``1 / (1 + exp(-x))`` element-wise, without overflow; any shape."""
     x = np.ascontiguousarray(x)
-    out = np.empty_like(x)
-    numba_kernels.sigmoid(x, out)
-    return out
+    e = np.exp(-np.abs(x))  # in (0, 1]: never overflows
+    numba_kernels.logistic_from_exp(x, e, e)  # in place: each e[k] is read before it is overwritten
+    return e
 
 
 def avg_pool_2x2(x):
@@ -104,3 +82,7 @@ def upsample_nearest(x, size):
     out = np.empty(x.shape[:2] + (size[0], size[1]), dtype=x.dtype)
     numba_kernels.upsample_nearest(x, rows, cols, out)
     return out
+
+
+# Every other op is the reference function itself: cheap, or already a single NumPy pass.
+globals().update({name: getattr(numpy_ops, name) for name in OP_NAMES if name not in ACCELERATED})
