@@ -208,6 +208,57 @@ def process_costs(model, threads):
     return rows
 
 
+# --- where the time goes ----------------------------------------------------------------------------------
+
+
+def op_class(name, args, kwargs):
+    """A profile bucket: the op's name, and for conv2d its kind, kernel and stride ("conv dw 5x5 s2")."""
+    if name != "conv2d":
+        return name
+    weight = args[1]
+    stride = args[3] if len(args) > 3 else kwargs.get("stride", 1)
+    groups = args[5] if len(args) > 5 else kwargs.get("groups", 1)
+    kind = "pointwise" if weight.shape[2:] == (1, 1) else "depthwise" if groups == weight.shape[0] > 1 else "dense"
+    stride = stride if isinstance(stride, int) else stride[0]
+    return f"conv {kind} {weight.shape[2]}x{weight.shape[3]} s{stride}"
+
+
+def profile_ops(model_name, backend, batch, rounds=5):
+    """Rows (op class, ms per forward, calls per forward), slowest first, and the whole forward's ms."""
+    import collections
+    import types
+
+    import numpy as np
+
+    import ghostnp
+    from ghostnp.ops import OP_NAMES
+
+    model = ghostnp.create_model(model_name, seed=0, backend=backend)
+    x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
+    model(x)  # warm-up
+    seconds, calls = collections.defaultdict(float), collections.Counter()
+
+    def timed(name, op):
+        def run(*args, **kwargs):
+            start = time.perf_counter()
+            result = op(*args, **kwargs)
+            bucket = op_class(name, args, kwargs)
+            seconds[bucket] += time.perf_counter() - start
+            calls[bucket] += 1
+            return result
+
+        return run
+
+    table = model.ops
+    model.ops = types.SimpleNamespace(**{name: timed(name, getattr(table, name)) for name in OP_NAMES})
+    start = time.perf_counter()
+    for _ in range(rounds):
+        model(x)
+    total = (time.perf_counter() - start) / rounds
+    rows = [(k, v / rounds * 1e3, calls[k] // rounds) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])]
+    return rows, total * 1e3
+
+
 # --- the report -------------------------------------------------------------------------------------------
 
 
@@ -243,6 +294,20 @@ def latency_table(runs):
     return "\n".join(lines)
 
 
+def print_profile(model_name):
+    """Print the per-op profile of both ghostnp backends, batch 1 (run in a 1-thread subprocess)."""
+    import ghostnp
+
+    backends = ["numpy"] + (["numba"] if ghostnp.ops.numba_available() else [])
+    for backend in backends:
+        rows, total = profile_ops(model_name, backend, batch=1)
+        in_ops = sum(ms for _, ms, _ in rows)
+        print(f"\n## Per-op profile, {backend}, batch 1, 1 thread: {total:.1f} ms per forward, {in_ops:.1f} in ops\n")
+        print("| op | ms | calls | share |\n|---|---|---|---|")
+        for bucket, ms, n in rows:
+            print(f"| {bucket} | {ms:.2f} | {n} | {ms / in_ops:.0%} |")
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="ghostnetv2_100")
@@ -252,7 +317,9 @@ def parse_args(argv):
     parser.add_argument("--repeats", type=int, default=21, help="timed rounds at batch 1 (fewer for larger)")
     parser.add_argument("--wait", type=float, default=60, help="seconds to wait for a quiet machine")
     parser.add_argument("--quick", action="store_true", help="batch 1, 1 thread, 5 rounds, no process costs")
+    parser.add_argument("--profile", action="store_true", help="also print a per-op profile at batch 1, 1 thread")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profile-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.batch, args.threads, args.repeats = [1], [1], 5
@@ -264,6 +331,8 @@ def main(argv=None):
     args = parse_args(argv)
     if args.worker:
         return worker(args)
+    if args.profile_worker:
+        return print_profile(args.model)
     load = wait_for_quiet(args.wait)
     print(f"# ghostnp benchmark: {args.model}, 224 x 224, {os.cpu_count()} CPUs")
     print(f"load average before: {load:.2f}" + ("  (machine BUSY: timings are noisy)" if load >= 0.5 else ""))
@@ -283,6 +352,9 @@ def main(argv=None):
         print("| what | wall s | in-process s | peak RSS MiB |\n|---|---|---|---|")
         for what, wall, inside, rss in process_costs(args.model, threads=1):
             print(f"| {what} | {wall:.2f} | {inside:.2f} | {rss:.0f} |")
+    if args.profile:
+        command = [sys.executable, str(Path(__file__).resolve()), "--profile-worker", "--model", args.model]
+        print(subprocess.run(command, env=thread_env(1), capture_output=True, text=True, check=True).stdout)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 
