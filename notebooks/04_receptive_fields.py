@@ -121,7 +121,7 @@ plt.show()
 # The gate is computed on a half-resolution map and copied to 2 x 2 blocks by the nearest upsample, so rows
 # `2q` and `2q + 1` share one gate value, whose field cannot be centred on both. Rows of the output of the
 # first DFC Ghost module (`blocks.2.0.ghost1`, stride 4 at 224 x 224): in V2 each pair of rows shares one
-# field, so an even row's field is nearly centred and an odd row's leans up; V1's fields are symmetric.
+# field, so an even row's field reaches further down and an odd row's further up; V1's are symmetric.
 
 # %%
 module = at_224["GhostNetV2"]["blocks.2.0.ghost1"]
