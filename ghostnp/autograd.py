@@ -12,11 +12,8 @@ gradient of any recorded result with respect to the input image.
 >>> saliency = ghostnp.input_gradient(model, x)                       # d top-logit / dx, (1, 3, 64, 64)
 >>> unit = ghostnp.input_gradient(model, x, ("blocks.3.0", (5, 2, 2)))  # channel 5 at (2, 2) of a block
 
-Two results are taken by layers as array views rather than ops: the Ghost module's channel slice
-``concat(x1, x2)[:, :out_chs]`` and the head's ``reshape(N, -1)``. The tape recognises them exactly (a view
-starting at the same address as a recorded output, with its strides, or a C-contiguous reshape of it) and
-records them as the ops ``slice_channels`` and ``reshape``. Any other array the model makes outside the
-op table would be invisible to the tape, so the tape refuses an input it cannot trace back.
+Every activation an op receives must be the tape's input or an earlier op's output: an array made outside
+the op table would be invisible to the walk back, so the tape refuses it.
 """
 
 from dataclasses import dataclass
@@ -72,27 +69,15 @@ class Tape:
 
     def _append(self, record):
         self.records.append(record)
-        self._known[id(record.out)] = record.out
+        self._known[id(record.out)] = record.out  # keeps the array alive, so its id stays unique
 
     def trace_back(self, x):
-        """Make sure ``x`` is traceable: a tape input, an op output, or a channel slice / reshape of one."""
-        if id(x) in self._known:
-            return
-        for record in reversed(self.records):
-            b = record.out
-            if x.ctypes.data != b.ctypes.data:  # a view taken by layers starts where its array starts
-                continue
-            if x.ndim == b.ndim and x.shape[1] <= b.shape[1] and x.strides == b.strides and (
-                x.shape[:1] + x.shape[2:] == b.shape[:1] + b.shape[2:]
-            ):
-                return self._append(Record("slice_channels", (b,), {}, x))  # x = b[:, :C]
-            if x.size == b.size and x.flags.c_contiguous and b.flags.c_contiguous:
-                return self._append(Record("reshape", (b,), {}, x))  # x = b.reshape(...)
-        raise ValueError(
-            f"the tape cannot trace an array of shape {x.shape} back to the input: it was computed outside "
-            "the op table (only channel slices x[:, :C] and reshapes of op outputs are recognised); "
-            "route that computation through an op of ghostnp.ops"
-        )
+        """Check that ``x`` is traceable: a tape input or the output of an op on the tape."""
+        if id(x) not in self._known:
+            raise ValueError(
+                f"the tape cannot trace an array of shape {np.shape(x)} back to the input: it was computed outside "
+                "the op table; route that computation through an op of ghostnp.ops"
+            )
 
     def gradient(self, output, grad_output):
         """Reverse-mode gradient of ``sum(grad_output * output)`` with respect to each tape input.

@@ -87,7 +87,7 @@ def ghost_module(ops, params, prefix, x, *, out_chs, use_act, mode="original", t
         ops, params, f"{prefix}.cheap_operation.0", f"{prefix}.cheap_operation.1", x1,
         padding=1, groups=init_chs, act=act, trace=trace,
     )  # (N, init_chs, H, W)
-    out = ops.concat_channels(x1, x2)[:, :out_chs]  # (N, out_chs, H, W)
+    out = ops.slice_channels(ops.concat_channels(x1, x2), out_chs)  # (N, out_chs, H, W)
     if mode == "attn":
         gate = dfc_attention(ops, params, f"{prefix}.short_conv", x, out.shape[2:], trace=trace)
         out = ops.multiply(out, gate)  # (N, out_chs, H, W)
@@ -199,7 +199,7 @@ def head(ops, params, features, *, pre_logits=False, trace=None):
     """
     pooled = ops.global_avg_pool(features)  # (N, C, 1, 1)
     h = ops.conv2d(pooled, params["conv_head.weight"], params["conv_head.bias"], act="relu")  # (N, 1280, 1, 1)
-    h = _record(trace, "conv_head", h.reshape(h.shape[0], -1))  # (N, 1280)
+    h = _record(trace, "conv_head", ops.flatten(h))  # (N, 1280)
     if pre_logits:
         return h
     return _record(trace, "classifier", ops.linear(h, params["classifier.weight"], params["classifier.bias"]))

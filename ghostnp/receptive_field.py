@@ -63,12 +63,6 @@ class FieldMap:
     def shape(self):
         return (1, self.channels, len(self.rows), len(self.cols))
 
-    def __getitem__(self, index):
-        """Only the channel slice ``[:, :C]`` of the Ghost module is a view layers take of a map."""
-        if not (isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None) and index[1].start is None):
-            raise IndexError(f"a FieldMap supports only the channel slice [:, :C], got {index!r}")
-        return FieldMap(len(range(self.channels)[index[1]]), self.rows, self.cols)
-
 
 def _window(fields, kernel_size, stride, padding):
     """The field of each output position of a sliding window: the hull over its taps inside the map.
@@ -148,6 +142,9 @@ class FieldOps:
 
     def concat_channels(self, a, b):
         return FieldMap(a.channels + b.channels, _hull(a.rows, b.rows), _hull(a.cols, b.cols))
+
+    def slice_channels(self, x, stop):
+        return FieldMap(stop, x.rows, x.cols)
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,7 @@ weights are constants here, so no weight gradients are computed). Every function
 where ``out``, ``args`` and ``kwargs`` are exactly what the forward op returned and received, and the tuple
 holds one gradient per leading activation argument: ``(grad_x,)`` for unary ops and convolutions,
 ``(grad_a, grad_b)`` for ``add``, ``multiply`` and ``concat_channels``. :data:`VJPS` maps op names
-(``ghostnp.ops.OP_NAMES``, plus the two array views ``slice_channels`` and ``reshape`` that layers take
-directly) to these functions and their number of activation inputs; :class:`ghostnp.autograd.Tape` walks
+(``ghostnp.ops.OP_NAMES``) to these functions and their number of activation inputs; :class:`ghostnp.autograd.Tape` walks
 them in reverse.
 
 Kinks follow PyTorch: ReLU passes the gradient where its output is > 0 (zero at 0); hard-sigmoid
@@ -143,15 +142,15 @@ def vjp_concat_channels(grad_out, out, a, b):
     return grad_out[:, : a.shape[1]], grad_out[:, a.shape[1] :]
 
 
-def vjp_slice_channels(grad_out, out, x):
-    """``out = x[:, :C_out]``: the kept channels get the gradient, the dropped ones zero."""
+def vjp_slice_channels(grad_out, out, x, stop):
+    """``out = x[:, :stop]``: the kept channels get the gradient, the dropped ones zero."""
     grad_x = np.zeros(x.shape, dtype=grad_out.dtype)
     grad_x[:, : out.shape[1]] = grad_out
     return (grad_x,)
 
 
-def vjp_reshape(grad_out, out, x):
-    """``out = x.reshape(...)``: the gradient reshaped back to ``x.shape``."""
+def vjp_flatten(grad_out, out, x):
+    """``out = x.reshape(N, -1)``: the gradient reshaped back to ``x.shape``."""
     return (grad_out.reshape(x.shape),)
 
 
@@ -170,5 +169,5 @@ VJPS = {
     "multiply": (vjp_multiply, 2),
     "concat_channels": (vjp_concat_channels, 2),
     "slice_channels": (vjp_slice_channels, 1),
-    "reshape": (vjp_reshape, 1),
+    "flatten": (vjp_flatten, 1),
 }

@@ -144,5 +144,3 @@ def test_errors_name_the_layer():
     model = ghostnp.create_model("ghostnetv2_tiny")
     with pytest.raises(ValueError, match="spatial output.*'classifier'"):
         effective_receptive_field(model, "classifier", 40)
-    with pytest.raises(IndexError, match="channel slice"):
-        pixels(3)[0]

@@ -270,9 +270,9 @@ def test_concat_channels_gradient_matches_torch(n, ca, cb, h, seed):
 def test_view_gradients_by_hand():
     x = np.zeros((1, 3, 1, 1))
     out = x[:, :2]
-    (grad_x,) = VJPS["slice_channels"][0](np.array([[[[5.0]], [[6.0]]]]), out, x)
+    (grad_x,) = VJPS["slice_channels"][0](np.array([[[[5.0]], [[6.0]]]]), out, x, 2)
     np.testing.assert_array_equal(grad_x.ravel(), [5, 6, 0])
-    (grad_x,) = VJPS["reshape"][0](np.arange(3.0)[None], x.reshape(1, -1), x)
+    (grad_x,) = VJPS["flatten"][0](np.arange(3.0)[None], x.reshape(1, -1), x)
     assert grad_x.shape == (1, 3, 1, 1) and grad_x.ravel().tolist() == [0, 1, 2]
 
 

@@ -28,6 +28,8 @@ OP_NAMES = (
     "add",
     "multiply",
     "concat_channels",
+    "slice_channels",
+    "flatten",
 )
 
 

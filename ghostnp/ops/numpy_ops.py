@@ -165,3 +165,13 @@ def multiply(a, b):
 def concat_channels(a, b):
     """Concatenate along the channel axis: (N, Ca, H, W), (N, Cb, H, W) -> (N, Ca + Cb, H, W)."""
     return np.concatenate([a, b], axis=1)
+
+
+def slice_channels(x, stop):
+    """The first ``stop`` channels: (N, C, H, W) -> (N, stop, H, W) (a view, as ``x[:, :stop]``)."""
+    return x[:, :stop]
+
+
+def flatten(x):
+    """Keep the batch axis, flatten the rest: (N, C, 1, 1) -> (N, C)."""
+    return x.reshape(x.shape[0], -1)
