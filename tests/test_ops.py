@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ghostnp.ops import OP_NAMES
+
 RTOL = {np.float64: 1e-10, np.float32: 1e-5}
 DTYPES = [np.float64, np.float32]
 
@@ -26,6 +28,17 @@ seeds = st.integers(0, 2**32 - 1)
 dtypes = st.sampled_from(DTYPES)
 sizes = st.integers(1, 20)
 property_test = settings(max_examples=60, deadline=None)
+
+# Every op of the table, each with a property test against PyTorch and a hand-computed case below.
+SPECIFIED_OPS = {
+    "conv2d", "batch_norm", "relu", "sigmoid", "hard_sigmoid", "avg_pool_2x2", "global_avg_pool",
+    "upsample_nearest", "linear", "add", "multiply", "concat_channels", "slice_channels", "flatten",
+}  # fmt: skip
+
+
+def test_every_op_of_the_table_is_specified_here(ops):
+    assert set(OP_NAMES) == SPECIFIED_OPS, "an op was added to or removed from the table: specify it here"
+    assert all(callable(getattr(ops, name)) for name in OP_NAMES)
 
 
 def normal(rng, shape, dtype, contiguous=True):
@@ -349,7 +362,7 @@ def test_linear_by_hand(ops, dtype):
 
 @property_test
 @given(n=st.integers(1, 2), ca=st.integers(1, 4), cb=st.integers(1, 4), h=sizes, w=sizes, dtype=dtypes, seed=seeds)
-def test_add_multiply_concat_match_torch(ops, n, ca, cb, h, w, dtype, seed):
+def test_elementwise_and_channel_ops_match_torch(ops, n, ca, cb, h, w, dtype, seed):
     rng = np.random.default_rng(seed)
     a, b, c = normal(rng, (n, ca, h, w), dtype), normal(rng, (n, ca, h, w), dtype), normal(rng, (n, cb, h, w), dtype)
     per_channel = normal(rng, (n, ca, 1, 1), dtype)  # an SE gate
@@ -359,17 +372,24 @@ def test_add_multiply_concat_match_torch(ops, n, ca, cb, h, w, dtype, seed):
         (ops.multiply(a, b), ta * tb),
         (ops.multiply(a, per_channel), ta * tg),
         (ops.concat_channels(a, c), torch.cat([ta, tc], dim=1)),
+        (ops.slice_channels(ops.concat_channels(a, c), ca + cb - 1), torch.cat([ta, tc], dim=1)[:, : ca + cb - 1]),
+        (ops.flatten(a), ta.flatten(1)),
+        (ops.flatten(per_channel), tg.flatten(1)),
     ]:
         assert out.dtype == dtype
         np.testing.assert_array_equal(out, expected.numpy())
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-def test_add_multiply_concat_by_hand(ops, dtype):
+def test_elementwise_and_channel_ops_by_hand(ops, dtype):
     a = np.array([1, 2], dtype).reshape(1, 2, 1, 1)
     b = np.array([3, -4], dtype).reshape(1, 2, 1, 1)
     np.testing.assert_array_equal(ops.add(a, b).ravel(), [4, -2])
     np.testing.assert_array_equal(ops.multiply(a, b).ravel(), [3, -8])
     np.testing.assert_array_equal(ops.multiply(np.ones((1, 2, 2, 2), dtype), a)[0, :, 1, 1], [1, 2])
     np.testing.assert_array_equal(ops.concat_channels(a, b).ravel(), [1, 2, 3, -4])
-    assert ops.add(a, b).dtype == ops.multiply(a, b).dtype == ops.concat_channels(a, b).dtype == dtype
+    np.testing.assert_array_equal(ops.slice_channels(ops.concat_channels(a, b), 3).ravel(), [1, 2, 3])
+    np.testing.assert_array_equal(ops.flatten(ops.concat_channels(a, b)), [[1, 2, 3, -4]])
+    for op in (ops.add, ops.multiply, ops.concat_channels):
+        assert op(a, b).dtype == dtype
+    assert ops.slice_channels(a, 1).dtype == ops.flatten(a).dtype == dtype
