@@ -178,7 +178,11 @@ plt.show()
 centre = inter[f"{prefix}.0"].shape[2] // 2
 low, high = 112 - 48, 112 + 48  # the 96 x 96 pixels around the image centre
 fig, axes = plt.subplots(1, 3, figsize=(19, 6.5))
-steps = ((f"{prefix}.0", "pooled + 1x1 (short_conv.0)"), (f"{prefix}.2", "+ (1, 5) along rows"), (f"{prefix}.4", "+ (5, 1) along columns"))
+steps = (
+    (f"{prefix}.0", "pooled + 1x1 (short_conv.0)"),
+    (f"{prefix}.2", "+ (1, 5) along rows"),
+    (f"{prefix}.4", "+ (5, 1) along columns"),
+)
 for ax, (key, label) in zip(axes, steps):
     gradient = ghostnp.autograd.input_gradient(model, x[:1], (key, (CHANNEL, centre, centre)))  # (1, 3, 224, 224)
     magnitude = np.abs(gradient[0]).sum(axis=0)[low:high, low:high]  # (96, 96)
@@ -215,11 +219,14 @@ for block in dfc_blocks:
     c_in = weights[f"{prefix}.0.weight"].shape[1]  # the 1x1 projection's (C_out, C_in, 1, 1)
     c_out, h, w = inter[f"{prefix}.gate_upsampled"].shape[1:]
     dfc = sum(macs[f"{prefix}.{i}"] for i in (0, 2, 4))
-    rows.append((block, h, c_in, c_out, dfc, self_attention_macs(c_in, c_out, (h // 2) * (w // 2)), self_attention_macs(c_in, c_out, h * w)))
+    sa_half = self_attention_macs(c_in, c_out, (h // 2) * (w // 2))  # on the map DFC works on
+    sa_full = self_attention_macs(c_in, c_out, h * w)  # on the Ghost module's own map
+    rows.append((block, h, c_in, c_out, dfc, sa_half, sa_full))
 
 print(f"{'block':<10} {'map':>8} {'C_in':>5} {'C_out':>5} {'DFC':>10} {'SA, H/2 map':>12} {'SA, full map':>13}")
 for block, h, c_in, c_out, dfc, sa_half, sa_full in rows:
-    print(f"{block:<10} {f'{h} x {h}':>8} {c_in:>5} {c_out:>5} {dfc / 1e6:>9.2f}M {sa_half / 1e6:>11.2f}M {sa_full / 1e6:>12.2f}M")
+    print(f"{block:<10} {f'{h} x {h}':>8} {c_in:>5} {c_out:>5} "
+          f"{dfc / 1e6:>9.2f}M {sa_half / 1e6:>11.2f}M {sa_full / 1e6:>12.2f}M")
 total_dfc, total_half, total_full = (sum(r[i] for r in rows) for i in (4, 5, 6))
 print(f"{'total':<10} {'':>8} {'':>5} {'':>5} {total_dfc / 1e6:>9.1f}M {total_half / 1e6:>11.1f}M {total_full / 1e6:>12.1f}M")
 print(f"\nThe whole network costs {table.total_macs / 1e6:.0f} M multiply-adds, {total_dfc / 1e6:.1f} M of them in DFC. "
@@ -229,8 +236,12 @@ print(f"\nThe whole network costs {table.total_macs / 1e6:.0f} M multiply-adds, 
 # %%
 positions = np.arange(len(rows))
 fig, ax = plt.subplots(figsize=(17, 7))
-for offset, index, label, colour in ((-0.27, 4, "DFC attention", "tab:orange"), (0, 5, "self-attention, H/2 x W/2 map", "tab:blue"),
-                                     (0.27, 6, "self-attention, H x W map", "tab:gray")):
+series = (
+    (-0.27, 4, "DFC attention", "tab:orange"),
+    (0, 5, "self-attention, H/2 x W/2 map", "tab:blue"),
+    (0.27, 6, "self-attention, H x W map", "tab:gray"),
+)
+for offset, index, label, colour in series:
     ax.bar(positions + offset, [r[index] for r in rows], width=0.27, label=label, color=colour)
 ax.set_yscale("log")
 ax.set_xticks(positions, [f"{r[0].removeprefix('blocks.')}\n{r[1]}x{r[1]}" for r in rows], fontsize=13)

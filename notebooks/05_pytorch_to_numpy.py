@@ -113,7 +113,8 @@ else:
 
 # %%
 loaded = ghostnp.load_weights(checkpoint)
-dropped = sorted({key.rsplit(".", 1)[1] for key in (torch_state if TORCH else state_dict)} - {k.rsplit(".", 1)[1] for k in loaded})
+written = torch_state if TORCH else state_dict
+dropped = sorted({key.rsplit(".", 1)[1] for key in written} - {key.rsplit(".", 1)[1] for key in loaded})
 print(f"read {len(loaded)} arrays; dropped the bookkeeping keys ending in: {', '.join(dropped)}")
 missing = sorted(set(expected) - set(loaded))
 unexpected = sorted(set(loaded) - set(expected))

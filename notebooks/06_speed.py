@@ -206,4 +206,5 @@ print(f"{'kind of layer':<26}" + "".join(f"{name + ' G MAC/s':>16}" for name in 
 for kind in colours:
     chosen = [row for row, k in zip(conv_rows, kinds) if k == kind]
     kind_macs = sum(row.macs for row in chosen)
-    print(f"{kind:<26}" + "".join(f"{kind_macs / sum(s[row.name] for row in chosen) / 1e9:>16.2f}" for s in layer_times.values()))
+    throughputs = [kind_macs / sum(seconds[row.name] for row in chosen) / 1e9 for seconds in layer_times.values()]
+    print(f"{kind:<26}" + "".join(f"{value:>16.2f}" for value in throughputs))
