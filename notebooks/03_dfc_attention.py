@@ -30,7 +30,6 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import ghostnp
-import ghostnp.autograd
 import ghostnp.viz
 
 os.environ["GHOSTNP_OFFLINE"] = "1"  # this notebook never reaches the network
@@ -169,7 +168,7 @@ plt.tight_layout()
 plt.show()
 
 # %% [markdown]
-# Where each step looks: the input gradient of one unit in the middle of the map (`ghostnp.autograd.input_gradient`,
+# Where each step looks: the input gradient of one unit in the middle of the map (`ghostnp.input_gradient`,
 # a NumPy backward pass). After the 1 x 1 projection the unit sees the square field of the layers below;
 # the (1, 5) step widens it along the row only, the (5, 1) step then along the column: two cheap 1-D
 # aggregations give a 2-D field, which is the point of decoupling.
@@ -184,7 +183,7 @@ steps = (
     (f"{prefix}.4", "+ (5, 1) along columns"),
 )
 for ax, (key, label) in zip(axes, steps):
-    gradient = ghostnp.autograd.input_gradient(model, x[:1], (key, (CHANNEL, centre, centre)))  # (1, 3, 224, 224)
+    gradient = ghostnp.input_gradient(model, x[:1], (key, (CHANNEL, centre, centre)))  # (1, 3, 224, 224)
     magnitude = np.abs(gradient[0]).sum(axis=0)[low:high, low:high]  # (96, 96)
     im = ax.imshow(magnitude / magnitude.max(), cmap="magma", extent=(low, high, high, low), vmin=0, vmax=1)
     ax.set_title(label)

@@ -31,7 +31,6 @@ from matplotlib.patches import Rectangle
 
 import ghostnp
 import ghostnp.viz
-from ghostnp.receptive_field import effective_receptive_field, theoretical_receptive_fields
 
 os.environ["GHOSTNP_OFFLINE"] = "1"  # this notebook never reaches the network
 FAST = os.environ.get("GHOSTNP_NOTEBOOK_FAST") == "1"  # set by the test suite: small inputs, few repetitions
@@ -52,7 +51,7 @@ print("Theoretical fields are exact either way; effective fields of random netwo
 # %% [markdown]
 # ## Theoretical fields, block by block
 #
-# `theoretical_receptive_fields(name, input_size)` runs the network's own layer code on "field maps" that
+# `ghostnp.theoretical_receptive_fields(name, input_size)` runs the network's own layer code on "field maps" that
 # carry, for every row and column, the first and last input row and column that can reach it. On a large
 # input (here 4096 x 4096) nothing is clipped by the image border. `through_se=False` treats the
 # squeeze-and-excite gates as constants: an SE gate is computed from the mean of the whole map, so strictly
@@ -60,7 +59,7 @@ print("Theoretical fields are exact either way; effective fields of random netwo
 
 # %%
 LARGE = 4096
-fields = {label: theoretical_receptive_fields(name, LARGE, through_se=False) for label, name in MODELS.items()}
+fields = {label: ghostnp.theoretical_receptive_fields(name, LARGE, through_se=False) for label, name in MODELS.items()}
 blocks = ["conv_stem"] + [spec.name for spec in models["GhostNetV2"].arch.blocks] + ["blocks.9.0.conv"]
 print(f"{'output of':<16} {'stride':>6} {'V1 field':>10} {'V2 field':>10}   (rows of the centre unit, unclipped)")
 for block in blocks:
@@ -97,7 +96,7 @@ plt.show()
 x = ghostnp.preprocess(ghostnp.sample_image_path(), "ghostnetv2_100")  # (1, 3, 224, 224)
 mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
 photo = np.clip(x[0].transpose(1, 2, 0) * std + mean, 0, 1)  # (224, 224, 3)
-at_224 = {label: theoretical_receptive_fields(name, 224, through_se=False) for label, name in MODELS.items()}
+at_224 = {label: ghostnp.theoretical_receptive_fields(name, 224, through_se=False) for label, name in MODELS.items()}
 
 shown_blocks = ["blocks.2.0", "blocks.3.0", "blocks.5.0"]
 fig, axes = plt.subplots(1, len(shown_blocks), figsize=(6 * len(shown_blocks), 6.6))
@@ -145,10 +144,10 @@ for row in range(24, 32):
 ERF_SIZE = 128 if FAST else 224  # input size; the fast mode of the test suite uses smaller inputs
 NUM_INPUTS = 2 if FAST else 16  # random inputs averaged
 erf_blocks = ["blocks.3.0"] if FAST else ["blocks.3.0", "blocks.6.0"]
-theory = {label: theoretical_receptive_fields(name, ERF_SIZE, through_se=False) for label, name in MODELS.items()}
+theory = {label: ghostnp.theoretical_receptive_fields(name, ERF_SIZE, through_se=False) for label, name in MODELS.items()}
 erfs = {}
 for block in erf_blocks:
-    maps = {f"{label}, {block}": effective_receptive_field(models[label], block, ERF_SIZE, num_inputs=NUM_INPUTS)
+    maps = {f"{label}, {block}": ghostnp.effective_receptive_field(models[label], block, ERF_SIZE, num_inputs=NUM_INPUTS)
             for label in MODELS}
     boxes = {f"{label}, {block}": theory[label][block].box() for label in MODELS}
     erfs[block] = maps
