@@ -8,6 +8,13 @@ import importlib.util
 
 import pytest
 
+try:  # the PyTorch reference runs on one thread: a spinning 2-thread pool stalls whenever the machine is busy
+    import torch
+
+    torch.set_num_threads(1)
+except ImportError:
+    pass
+
 from ghostnp.ops import get_ops, numba_available
 
 

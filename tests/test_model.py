@@ -53,6 +53,27 @@ def test_logits_match_pytorch(torch_and_weights, backend, case):
     np.testing.assert_array_equal(top5, np.argsort(-expected, axis=1)[:, :5])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64], ids=["f32", "f64"])
+def test_every_block_output_matches_pytorch(torch_and_weights, backend, dtype):
+    """Block by block, each relative to its own scale: logits of a random network barely depend on its
+    input, so a bug early in the network can hide in the logits but not here."""
+    name, torch_model, weights, _ = torch_and_weights
+    model = ghostnp.create_model(name, weights={k: v.astype(dtype) for k, v in weights.items()}, backend=backend)
+    x = np.random.default_rng(11).normal(size=(2, 3, 65, 97)).astype(dtype)
+    _, parts = model.forward_intermediates(x)
+
+    torch_model.to(torch.float64 if dtype == np.float64 else torch.float32)
+    with torch.no_grad():
+        y = torch.relu(torch_model.bn1(torch_model.conv_stem(torch.from_numpy(x))))
+        assert relative_error(parts["conv_stem"], y.numpy()) < TOLERANCE[dtype]
+        torch_blocks = [block for stage in torch_model.blocks for block in stage]
+        names = [spec.name for spec in model.arch.blocks] + [model.arch.final_conv]
+        for block_name, block in zip(names, torch_blocks, strict=True):
+            y = block(y)
+            key = block_name if block_name in parts else f"{block_name}.conv"
+            assert relative_error(parts[key], y.numpy()) < TOLERANCE[dtype], block_name
+
+
 def test_features_and_head_compose_like_timm(torch_and_weights):
     name, torch_model, weights, _ = torch_and_weights
     model = ghostnp.create_model(name, weights=weights)
