@@ -23,29 +23,21 @@
 # ones (it says which). Theoretical fields do not depend on the weights; effective ones do.
 
 # %%
-import os
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
 import ghostnp
+import ghostnp.notebook
 import ghostnp.viz
 
-os.environ["GHOSTNP_OFFLINE"] = "1"  # this notebook never reaches the network
-FAST = os.environ.get("GHOSTNP_NOTEBOOK_FAST") == "1"  # set by the test suite: small inputs, few repetitions
-plt.rcParams.update({"font.size": 15, "axes.titlesize": 17, "figure.dpi": 80, "image.cmap": "viridis"})
+FAST = ghostnp.notebook.setup()  # offline from here on; slide-sized figures; fast mode under the test suite
 
 MODELS = {"GhostNet V1": "ghostnet_100", "GhostNetV2": "ghostnetv2_100"}
-models = {}
-for label, name in MODELS.items():
-    try:
-        models[label] = ghostnp.create_model(name, pretrained=True)
-        print(f"{label}: using the official ImageNet weights of {name} from {ghostnp.hub.cache_dir()}.")
-    except (ghostnp.DownloadError, ghostnp.CheckpointError) as error:
-        models[label] = ghostnp.create_model(name, seed=0)
-        print(f"NOTE: the official weights of {name} are not in the cache, so {label} runs on RANDOM weights.")
-        print(f"      ({type(error).__name__}: {str(error).splitlines()[0]})")
+models = {
+    label: ghostnp.notebook.pretrained_or_random(name)[0] for label, name in MODELS.items()
+}
 print("Theoretical fields are exact either way; effective fields of random networks are not those of trained ones.")
 
 # %% [markdown]

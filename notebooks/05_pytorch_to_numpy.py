@@ -27,7 +27,6 @@
 
 # %%
 import importlib.util
-import os
 import tempfile
 from pathlib import Path
 
@@ -35,22 +34,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import ghostnp
+import ghostnp.notebook
 
-os.environ["GHOSTNP_OFFLINE"] = "1"  # this notebook never reaches the network
-FAST = os.environ.get("GHOSTNP_NOTEBOOK_FAST") == "1"  # set by the test suite: small inputs, few repetitions
-plt.rcParams.update({"font.size": 15, "axes.titlesize": 17, "figure.dpi": 80})
+FAST = ghostnp.notebook.setup()  # offline from here on; slide-sized figures; fast mode under the test suite
 
 MODEL = "ghostnetv2_100"
-try:
-    model = ghostnp.create_model(MODEL, pretrained=True)
-    PRETRAINED = True
-    print(f"Using the official ImageNet weights of {MODEL} from {ghostnp.hub.cache_dir()}.")
-except (ghostnp.DownloadError, ghostnp.CheckpointError) as error:
-    model = ghostnp.create_model(MODEL, seed=0)
-    PRETRAINED = False
-    print(f"NOTE: the official weights of {MODEL} are not in the cache, so this notebook runs on RANDOM weights")
-    print("      (seeded, with non-trivial BatchNorm statistics). The agreement check means as much with them.")
-    print(f"      ({type(error).__name__}: {str(error).splitlines()[0]})")
+model, PRETRAINED = ghostnp.notebook.pretrained_or_random(
+    MODEL, note='(seeded, with non-trivial BatchNorm statistics). The agreement check means as much with them.'
+)
 
 TORCH = importlib.util.find_spec("torch") is not None
 print("PyTorch is installed: the checkpoint is written with torch.save and checked against a PyTorch forward pass."

@@ -26,7 +26,6 @@
 
 # %%
 import importlib.util
-import os
 import sys
 import time
 from pathlib import Path
@@ -35,21 +34,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import ghostnp
+import ghostnp.notebook
 import ghostnp.viz
 
-os.environ["GHOSTNP_OFFLINE"] = "1"  # this notebook never reaches the network
-FAST = os.environ.get("GHOSTNP_NOTEBOOK_FAST") == "1"  # set by the test suite: small inputs, few repetitions
-plt.rcParams.update({"font.size": 15, "axes.titlesize": 17, "figure.dpi": 80})
+FAST = ghostnp.notebook.setup()  # offline from here on; slide-sized figures; fast mode under the test suite
 
 MODEL = "ghostnetv2_100"
-try:
-    model = ghostnp.create_model(MODEL, pretrained=True, backend="numpy")
-    print(f"Using the official ImageNet weights of {MODEL} from {ghostnp.hub.cache_dir()}.")
-except (ghostnp.DownloadError, ghostnp.CheckpointError) as error:
-    model = ghostnp.create_model(MODEL, seed=0, backend="numpy")
-    print(f"NOTE: the official weights of {MODEL} are not in the cache, so this notebook runs on RANDOM weights")
-    print("      (the timings are the same with the real ones).")
-    print(f"      ({type(error).__name__}: {str(error).splitlines()[0]})")
+model, _ = ghostnp.notebook.pretrained_or_random(
+    MODEL, note="(the timings are the same with the real ones).", backend="numpy"
+)
 
 INPUT_SIZE = 128 if FAST else 224  # the fast mode of the test suite uses a smaller image and fewer repetitions
 REPEATS = 2 if FAST else 10
