@@ -284,11 +284,14 @@ def latency_table(runs):
         medians = {(r["batch"], r["engine"]): statistics.median(r["times"]) for r in run["results"]}
         for r in run["results"]:
             med = medians[(r["batch"], r["engine"])]
-            ratio = {e: med / medians[(r["batch"], e)] for e in ("torch", "onnxruntime") if (r["batch"], e) in medians}
+            ratio = {  # "-" where that engine did not run
+                e: f"{med / medians[(r['batch'], e)]:.2f}" if (r["batch"], e) in medians else "-"
+                for e in ("torch", "onnxruntime")
+            }
             lines.append(
                 f"| {run['threads']} | {r['batch']} | {r['engine']} | {med * 1e3:.1f} | "
                 f"{min(r['times']) * 1e3:.1f}-{max(r['times']) * 1e3:.1f} | {r['batch'] / med:.1f} | "
-                f"{ratio.get('torch', float('nan')):.2f} | {ratio.get('onnxruntime', float('nan')):.2f} | "
+                f"{ratio['torch']} | {ratio['onnxruntime']} | "
                 f"{r['rel_diff']:.1e} |"
             )
     return "\n".join(lines)

@@ -28,6 +28,8 @@ EXAMPLES = {
     "download": "example:\n  ghostnp download ghostnetv2_100",
     "cache": "examples:\n  ghostnp cache            list the cached weights\n  ghostnp cache --clear    delete them",
     "info": "example:\n  ghostnp info",
+    "bench": "examples:\n  ghostnp bench --quick                 batch 1, 1 thread, 5 rounds\n"
+             "  ghostnp bench --batch 1 32 --threads 1 2 --profile",
 }
 
 
@@ -73,6 +75,11 @@ def build_parser():
     cache.add_argument("--clear", action="store_true", help="delete the cached weights")
 
     command("info", "Print versions, the backend, and the cache folder.")
+
+    command(
+        "bench", "Time ghostnp (NumPy, Numba) against PyTorch and ONNX Runtime, from a source checkout; "
+        "other options go to benchmarks/bench.py (see 'python benchmarks/bench.py --help').",
+    )
     return parser
 
 
@@ -225,6 +232,20 @@ def run_info(args, out):
     return 0
 
 
+def run_bench(args, out, options=()):
+    import runpy
+
+    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
+    if not script.is_file():
+        print(
+            "ghostnp bench: the benchmark is part of the source tree (benchmarks/bench.py), not of the installed "
+            "package; in a checkout of ghostnp run: python benchmarks/bench.py --quick",
+            file=sys.stderr,
+        )
+        return 2
+    return runpy.run_path(str(script))["main"](list(options)) or 0
+
+
 COMMANDS = {
     "classify": run_classify,
     "models": run_models,
@@ -238,8 +259,13 @@ COMMANDS = {
 
 def main(argv=None, out=None):
     """Run the command line; returns the exit status (0 success, 1 some files failed, 2 usage, 3 no weights)."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "bench":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if args.command == "bench":
+            return run_bench(args, out or sys.stdout, extra)
         return COMMANDS[args.command](args, out or sys.stdout)
     except (GhostnpError, ValueError) as error:
         print(f"ghostnp {args.command}: {error}", file=sys.stderr)
