@@ -24,7 +24,6 @@
 # separately, and what DFC costs compared with self-attention on the same maps.
 
 # %%
-import os
 
 import matplotlib.pyplot as plt
 import numpy as np

@@ -26,6 +26,7 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import display
 from matplotlib.patches import Rectangle
 
 import ghostnp

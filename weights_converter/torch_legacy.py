@@ -14,7 +14,6 @@ Each storage's count is checked against the numel its persistent id declares and
 
 from __future__ import annotations
 
-from pathlib import Path
 import numpy as np
 
 from ghostnp.errors import CheckpointError
