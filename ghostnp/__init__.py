@@ -1,9 +1,12 @@
 """ghostnp: GhostNetV2 in pure NumPy, exact to PyTorch.
 
->>> import ghostnp
+>>> import numpy as np, ghostnp
 >>> model = ghostnp.create_model("ghostnetv2_100")          # seeded random weights; pretrained=True for real ones
->>> logits = model(x)                                       # x: (N, 3, H, W) float32 -> (N, 1000)
->>> ghostnp.classify("cat.jpg")                             # top-5 ImageNet labels
+>>> x = np.zeros((2, 3, 224, 224), np.float32)              # (N, 3, H, W), e.g. from ghostnp.preprocess
+>>> model(x).shape
+(2, 1000)
+>>> ghostnp.classify("cat.jpg")                             # doctest: +SKIP
+[Prediction(label='tabby, tabby cat', index=281, probability=0.61), ...]
 
 The code reads from the bottom up: ``ops`` (NumPy ops with PyTorch semantics; a Numba table beside them),
 ``layers`` (Ghost module, DFC attention, bottleneck), ``architecture`` (the config table), ``model``,

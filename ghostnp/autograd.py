@@ -6,7 +6,7 @@ call (op, inputs, output). Run the unchanged model on a tape, then walk the reco
 vector-Jacobian product per op (:mod:`ghostnp.vjp`): that is reverse-mode differentiation, and it gives the
 gradient of any recorded result with respect to the input image.
 
->>> import ghostnp
+>>> import numpy as np, ghostnp
 >>> model = ghostnp.create_model("ghostnetv2_tiny")
 >>> x = np.random.default_rng(0).normal(size=(1, 3, 64, 64))
 >>> saliency = ghostnp.input_gradient(model, x)                       # d top-logit / dx, (1, 3, 64, 64)

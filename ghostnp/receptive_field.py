@@ -28,9 +28,13 @@ the number usually quoted, and the one where GhostNet V1 and GhostNetV2 differ.
 "Understanding the Effective Receptive Field in Deep Convolutional Neural Networks", NeurIPS 2016): where
 the unit actually looks, concentrated in the middle of the theoretical field.
 
+>>> import ghostnp
 >>> fields = ghostnp.theoretical_receptive_fields("ghostnetv2_100", input_size=224, through_se=False)
 >>> fields["blocks.9.0.conv"].size                                 # rows, columns of the centre unit's field
->>> erf = ghostnp.effective_receptive_field(model, "blocks.6.0", input_size=224)   # (224, 224)
+(224, 224)
+>>> model = ghostnp.create_model("ghostnetv2_tiny")
+>>> ghostnp.effective_receptive_field(model, "blocks.2.0", input_size=64, num_inputs=2).shape
+(64, 64)
 """
 
 from dataclasses import dataclass
@@ -207,6 +211,7 @@ def theoretical_receptive_fields(model, input_size=224, *, through_se=True):
     >>> v1 = theoretical_receptive_fields("ghostnet_100", 1024, through_se=False)
     >>> v2 = theoretical_receptive_fields("ghostnetv2_100", 1024, through_se=False)
     >>> v1["blocks.2.0"].size, v2["blocks.2.0"].size      # the first DFC block
+    ((43, 43), (71, 71))
     """
     arch = get_architecture(model) if isinstance(model, str) else model if isinstance(model, Architecture) else model.arch
     h, w = (input_size, input_size) if np.isscalar(input_size) else tuple(input_size)

@@ -6,13 +6,15 @@ sized for a slide. Figures are closed in pyplot before they are returned, so a n
 here, inside the functions, never by ``import ghostnp``: install it with ``pip install 'ghostnp[notebooks]'``.
 
 >>> import ghostnp, ghostnp.viz
+>>> image = ghostnp.load_image(ghostnp.sample_image_path())
 >>> model = ghostnp.create_model("ghostnetv2_100")
->>> _, inter = model.forward_intermediates(x)                          # x: (1, 3, 224, 224)
+>>> _, inter = model.forward_intermediates(ghostnp.preprocess(image))  # (1, 3, 224, 224) in
 >>> gate = inter["blocks.6.0.ghost1.short_conv.gate"][0]               # (C, 7, 7)
->>> ghostnp.viz.show_attention(image, gate.mean(axis=0), title="DFC gate, blocks.6.0")
->>> ghostnp.viz.feature_grid(inter["blocks.2.0.ghost1.primary_conv.0"][0, :16])
+>>> fig = ghostnp.viz.show_attention(image, gate.mean(axis=0), title="DFC gate, blocks.6.0")
+>>> fig = ghostnp.viz.feature_grid(inter["blocks.2.0.ghost1.primary_conv.0"][0, :16])
 >>> s = ghostnp.summary("ghostnetv2_100")
->>> ghostnp.viz.layer_bar_chart([r.name for r in s.rows], [r.macs for r in s.rows])
+>>> fig = ghostnp.viz.layer_bar_chart([r.name for r in s.rows], [r.macs for r in s.rows])
+>>> fig.savefig("macs.png")                                            # doctest: +SKIP
 """
 
 import math
