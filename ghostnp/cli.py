@@ -84,13 +84,14 @@ def build_parser():
 
 
 def expand_inputs(patterns):
-    """Files named, files in named folders (sorted, images only), and glob matches; missing ones kept as given."""
+    """Files named, files in named folders (sorted, images only), and glob matches; a missing file or a
+    pattern that matches nothing is kept as given, so that it is reported."""
     files = []
     for pattern in patterns:
         path = Path(pattern)
         if path.is_dir():
             files.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
-        elif glob.has_magic(pattern):
+        elif glob.has_magic(pattern) and glob.glob(pattern):
             files.extend(sorted(Path(p) for p in glob.glob(pattern) if Path(p).is_file()))
         else:
             files.append(path)

@@ -6,6 +6,8 @@ seeded random set (with non-trivial BatchNorm statistics, so that a BatchNorm bu
 once; ``fold_batchnorm`` merges each BatchNorm into the convolution before it, exactly, for inference.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from . import layers
@@ -14,6 +16,7 @@ from .errors import CheckpointError
 # Keys a checkpoint may carry that inference does not use: BatchNorm's step counter and the buffers that
 # a FLOP profiler (thop) leaves in the official GhostNetV2 release.
 IGNORED_KEY_SUFFIXES = ("num_batches_tracked", "total_ops", "total_params")
+SHOWN_KEYS = 10  # keys listed per kind of difference before "... and N more"
 
 
 def param_shapes(arch):
@@ -57,6 +60,45 @@ def init_params(arch, seed=0, dtype=np.float32):
     return params
 
 
+@dataclass(frozen=True)
+class KeyDiff:
+    """How a state_dict differs from a model's expected keys and shapes."""
+
+    missing: list
+    unexpected: list
+    wrong_shape: list  # "key: (got) vs expected (want)"
+
+    @property
+    def count(self):
+        return len(self.missing) + len(self.unexpected) + len(self.wrong_shape)
+
+    def describe(self):
+        """Every kind of difference on its own line, at most ``SHOWN_KEYS`` keys each."""
+        lines = []
+        for label, keys in (("missing", self.missing), ("unexpected", self.unexpected), ("wrong shape", self.wrong_shape)):
+            if keys:
+                more = f" ... and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
+                lines.append(f"  {len(keys)} {label}: {', '.join(keys[:SHOWN_KEYS])}{more}")
+        return "\n".join(lines)
+
+
+def compare_shapes(weights, expected):
+    """Compare a state_dict's keys and shapes with a model's expected ones (:func:`param_shapes`).
+
+    Keys in :data:`IGNORED_KEY_SUFFIXES` are left out. Returns a :class:`KeyDiff` whose keys keep the order
+    of ``expected`` (missing, wrong shape) and of ``weights`` (unexpected).
+    """
+    given = {k: v for k, v in weights.items() if not k.endswith(IGNORED_KEY_SUFFIXES)}
+    missing = [key for key in expected if key not in given]
+    unexpected = [key for key in given if key not in expected]
+    wrong_shape = [
+        f"{key}: {tuple(np.shape(given[key]))} vs expected {tuple(shape)}"
+        for key, shape in expected.items()
+        if key in given and tuple(np.shape(given[key])) != tuple(shape)
+    ]
+    return KeyDiff(missing, unexpected, wrong_shape)
+
+
 def validate_params(weights, arch, source="weights"):
     """Check a state_dict-keyed dict against ``arch``; return a clean dict of float arrays.
 
@@ -65,28 +107,15 @@ def validate_params(weights, arch, source="weights"):
     Float arrays keep their dtype (float16 and bfloat16-decoded arrays become float32).
     """
     expected = param_shapes(arch)
-    given = {k: v for k, v in weights.items() if not k.endswith(IGNORED_KEY_SUFFIXES)}
-    missing = [k for k in expected if k not in given]
-    unexpected = [k for k in given if k not in expected]
-    wrong_shape = [
-        f"{k}: expected {expected[k]}, got {tuple(np.shape(v))}"
-        for k, v in given.items()
-        if k in expected and tuple(np.shape(v)) != expected[k]
-    ]
-    problems = []
-    for title, items in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)):
-        if items:
-            shown = "\n    ".join(items[:20]) + (f"\n    ... and {len(items) - 20} more" if len(items) > 20 else "")
-            problems.append(f"  {len(items)} {title} key(s):\n    {shown}")
-    if problems:
+    diff = compare_shapes(weights, expected)
+    if diff.count:
         raise CheckpointError(
-            f"{source} do not fit {arch.name} ({len(expected)} parameter keys expected):\n"
-            + "\n".join(problems)
-            + "\nCheck that the file is for this model (see ghostnp.list_models()), or pass the matching model name."
+            f"{source} do not fit {arch.name} ({diff.count} differences):\n{diff.describe()}\n"
+            "Check that the file is for this model (see ghostnp.list_models()), or pass the matching model name."
         )
     clean = {}
     for key in expected:
-        value = np.asarray(given[key])
+        value = np.asarray(weights[key])
         if value.dtype.kind != "f":
             raise CheckpointError(f"{source}: {key} has dtype {value.dtype}; expected floating-point weights")
         value = value if value.dtype in (np.float32, np.float64) else value.astype(np.float32)

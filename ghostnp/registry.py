@@ -7,7 +7,8 @@ import numpy as np
 
 from .architecture import build_architecture
 from .model import GhostNet
-from .params import init_params, param_shapes
+from .errors import CheckpointError
+from .params import compare_shapes, init_params, param_shapes
 from .weights import load_weights
 
 # The official models (timm's names) and their width multipliers / versions.
@@ -100,4 +101,10 @@ def create_model(
         raise TypeError(
             f"weights must be a dict of arrays keyed like the PyTorch state_dict or a file path, got {type(weights).__name__}"
         )
-    return GhostNet(arch, weights, backend=backend, fold_bn=fold_bn, source=source)
+    try:
+        return GhostNet(arch, weights, backend=backend, fold_bn=fold_bn, source=source)
+    except CheckpointError as error:
+        fits = [other for other in list_models() if other != name and not compare_shapes(weights, expected_shapes(other)).count]
+        if fits:  # the commonest mistake: weights of another width or version
+            raise CheckpointError(f"{error}\nThey fit {fits[0]}: create_model({fits[0]!r}, ...), or --model {fits[0]}.") from None
+        raise

@@ -74,8 +74,13 @@ def test_weights_problems_are_reported_all_at_once(tiny):
         ghostnp.create_model("ghostnetv2_tiny", weights=weights)
     message = str(error.value)
     for text in ("2 missing", "conv_stem.weight", "classifier.bias", "1 unexpected", "extra.weight",
-                 "1 wrong shape", "bn1.weight: expected (16,), got (5,)"):
+                 "1 wrong shape", "bn1.weight: (5,) vs expected (16,)"):
         assert text in message
+
+
+def test_weights_of_another_model_name_the_model_they_fit(tiny):
+    with pytest.raises(ghostnp.CheckpointError, match=r"do not fit ghostnetv2_100(.|\n)*They fit ghostnetv2_tiny"):
+        ghostnp.create_model("ghostnetv2_100", weights=tiny.state_dict())
 
 
 @pytest.mark.parametrize("key,value,text", [

@@ -58,6 +58,11 @@ def test_classify_json_and_a_folder_with_a_broken_file(tiny_weights, tmp_path, c
     assert "b.jpg" in capsys.readouterr().err
 
 
+def test_a_pattern_that_matches_nothing_is_reported(tiny_weights, tmp_path, capsys):
+    status, _ = run(["classify", str(tmp_path / "*.jpg"), *TINY, "--weights", str(tiny_weights)])
+    assert status == EXIT_FAILED_FILES and "*.jpg" in capsys.readouterr().err
+
+
 def test_classify_a_missing_file_and_no_input(tiny_weights, capsys):
     status, _ = run(["classify", "missing.jpg", *TINY, "--weights", str(tiny_weights)])
     assert status == EXIT_FAILED_FILES and "missing.jpg" in capsys.readouterr().err

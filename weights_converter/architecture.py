@@ -7,64 +7,15 @@ closest model's differences are reported all at once.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 
 from ghostnp.errors import CheckpointError
-
-SHOWN = 10  # keys listed per kind of difference before "and N more"
-
-
-@dataclass(frozen=True)
-class KeyDiff:
-    """How a state_dict differs from a model's expected keys and shapes."""
-
-    missing: list[str]
-    unexpected: list[str]
-    wrong_shape: list[str]  # "key: (got) vs expected (want)"
-
-    @property
-    def count(self) -> int:
-        return len(self.missing) + len(self.unexpected) + len(self.wrong_shape)
-
-    def describe(self) -> str:
-        """Every kind of difference on its own line, at most ``SHOWN`` keys each."""
-        lines = []
-        for label, keys in (("missing", self.missing), ("unexpected", self.unexpected),
-                            ("wrong shape", self.wrong_shape)):  # fmt: skip
-            if keys:
-                more = f" ... and {len(keys) - SHOWN} more" if len(keys) > SHOWN else ""
-                lines.append(f"  {len(keys)} {label}: {', '.join(keys[:SHOWN])}{more}")
-        return "\n".join(lines)
-
-
-def compare_shapes(state_dict: dict[str, np.ndarray], expected: dict[str, tuple[int, ...]]) -> KeyDiff:
-    """Compare a state_dict's keys and shapes with a model's expected ones.
-
-    Parameters
-    ----------
-    state_dict : dict of str to ndarray
-    expected : dict of str to tuple of int
-
-    Returns
-    -------
-    KeyDiff
-        Keys in the order of ``expected`` (missing, wrong shape) and of ``state_dict`` (unexpected).
-    """
-    missing = [key for key in expected if key not in state_dict]
-    unexpected = [key for key in state_dict if key not in expected]
-    wrong_shape = [
-        f"{key}: {tuple(state_dict[key].shape)} vs expected {tuple(shape)}"
-        for key, shape in expected.items()
-        if key in state_dict and tuple(state_dict[key].shape) != tuple(shape)
-    ]
-    return KeyDiff(missing, unexpected, wrong_shape)
+from ghostnp.params import compare_shapes
 
 
 def model_shapes() -> dict[str, dict[str, tuple[int, ...]]]:
     """``{name: ghostnp.expected_shapes(name)}`` for every model ghostnp builds."""
-    import ghostnp  # the model package is imported only when a state_dict is checked against it
+    import ghostnp
 
     return {name: ghostnp.expected_shapes(name) for name in ghostnp.list_models()}
 
