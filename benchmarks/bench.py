@@ -13,6 +13,8 @@ and only ratios from one run mean anything:
   exported to ONNX from it), then for each batch size times the engines in interleaved rounds, so a noisy
   moment hits all of them alike. It reports the median, the min-max spread, images/s, the ratios to
   PyTorch and ONNX Runtime, and each engine's largest logit difference from PyTorch.
+- Under load: batch 1 again with one other busy process on the machine, to show which engines collapse
+  (a spinning thread pool stalls whenever it competes for the cores).
 - Whole-process costs, each in a fresh subprocess: ``import ghostnp`` time; model creation + the first
   batch-1 call with the Numba backend on an empty and on a warm ``NUMBA_CACHE_DIR``; wall time and peak
   RSS of a process that makes a model and classifies one image, per engine.
@@ -149,7 +151,25 @@ def worker(args):
         for name, ts in times.items():
             diff = float(np.abs(outputs[name] - anchor).max() / np.abs(anchor).max())
             results.append({"batch": batch, "engine": name, "times": ts, "rel_diff": diff})
-    print(json.dumps({"threads": args.threads[0], "results": results}))
+    under_load = time_under_load(engines, args.repeats) if args.under_load else {}
+    print(json.dumps({"threads": args.threads[0], "results": results, "under_load": under_load}))
+
+
+def time_under_load(engines, repeats):
+    """Batch-1 medians with one other busy process on the machine: ``{engine: seconds}``."""
+    import statistics
+
+    import numpy as np
+
+    x = np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)
+        times = time_engines(engines, x, repeats)
+    finally:
+        busy.kill()
+        busy.wait()
+    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 # --- whole-process costs ----------------------------------------------------------------------------------
@@ -297,6 +317,21 @@ def latency_table(runs):
     return "\n".join(lines)
 
 
+def load_table(runs):
+    """Markdown table: batch-1 median alone and with a busy process beside, per thread count and engine."""
+    import statistics
+
+    lines = ["| threads | engine | alone ms | with a busy process ms | slowdown |", "|---|---|---|---|---|"]
+    for run in runs:
+        alone = {r["engine"]: statistics.median(r["times"]) for r in run["results"] if r["batch"] == 1}
+        for engine, loaded in run["under_load"].items():
+            lines.append(
+                f"| {run['threads']} | {engine} | {alone[engine] * 1e3:.1f} | {loaded * 1e3:.1f} | "
+                f"x{loaded / alone[engine]:.2f} |"
+            )
+    return "\n".join(lines)
+
+
 def print_profile(model_name):
     """Print the per-op profile of both ghostnp backends, batch 1 (run in a 1-thread subprocess)."""
     import ghostnp
@@ -321,11 +356,15 @@ def parse_args(argv):
     parser.add_argument("--wait", type=float, default=60, help="seconds to wait for a quiet machine")
     parser.add_argument("--quick", action="store_true", help="batch 1, 1 thread, 5 rounds, no process costs")
     parser.add_argument("--profile", action="store_true", help="also print a per-op profile at batch 1, 1 thread")
+    parser.add_argument("--under-load", action="store_true",
+                        help="also time batch 1 with one busy process beside (always on without --quick)")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.batch, args.threads, args.repeats = [1], [1], 5
+    else:
+        args.under_load = True
     return args
 
 
@@ -343,13 +382,17 @@ def main(argv=None):
     for threads in args.threads:
         command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--model", args.model,
                    "--threads", str(threads), "--repeats", str(args.repeats),
-                   "--batch", *map(str, args.batch), "--engines", *args.engines]  # fmt: skip
+                   "--batch", *map(str, args.batch), "--engines", *args.engines,
+                   *(["--under-load"] if args.under_load else [])]  # fmt: skip
         done = subprocess.run(command, env=thread_env(threads), capture_output=True, text=True)
         if done.returncode:
             raise RuntimeError(f"benchmark worker ({threads} threads) failed:\n{done.stderr[-3000:]}")
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
     print("\n## Latency (interleaved rounds, one process per thread count)\n")
     print(latency_table(runs))
+    if args.under_load:
+        print("\n## Batch 1 with one other busy process on the machine\n")
+        print(load_table(runs))
     if not args.quick:
         print("\n## Whole process, one image (fresh subprocess each, 1 thread)\n")
         print("| what | wall s | in-process s | peak RSS MiB |\n|---|---|---|---|")
