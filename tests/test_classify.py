@@ -69,3 +69,26 @@ def test_top_predictions_by_hand():
 def test_softmax_is_stable_for_large_logits():
     p = softmax(np.array([[1000.0, 1000.0, -1000.0]]))
     np.testing.assert_allclose(p, [[0.5, 0.5, 0.0]])
+
+
+def test_offline_with_the_official_file_put_in_the_cache_by_hand(official_checkpoint, tmp_path, monkeypatch):
+    """The README's offline recipe: save ck_ghostnetv2_10.pth.tar under <cache>/ghostnetv2_100.in1k/, then
+    classify with no --weights and no network."""
+    import shutil
+
+    from ghostnp.cli import main
+
+    path, _ = official_checkpoint
+    monkeypatch.setenv("GHOSTNP_HOME", str(tmp_path))
+    monkeypatch.setenv("GHOSTNP_OFFLINE", "1")
+    (tmp_path / "ghostnetv2_100.in1k").mkdir()
+    shutil.copy(path, tmp_path / "ghostnetv2_100.in1k" / "ck_ghostnetv2_10.pth.tar")
+    monkeypatch.setattr(classification, "_loaded_models", {})
+
+    predictions = ghostnp.classify(ghostnp.sample_image_path(), topk=3)
+
+    assert (tmp_path / "ghostnetv2_100.in1k.npz").exists()  # converted once, into the cache
+    expected = ghostnp.classify(ghostnp.sample_image_path(), topk=3, weights=path)
+    assert [p.index for p in predictions] == [p.index for p in expected]
+    np.testing.assert_allclose([p.probability for p in predictions], [p.probability for p in expected], rtol=1e-6)
+    assert main(["classify", "--sample", "--topk", "1"]) == 0
