@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DownloadError, GhostnpError
+from .progress import bar, finish, redraw
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 EXIT_FAILED_FILES = 1  # some inputs could not be classified
@@ -150,12 +151,11 @@ class Progress:
     def advance(self):
         self.done += 1
         if self.enabled:
-            filled = 30 * self.done // self.total
-            print(f"\r[{'#' * filled}{'.' * (30 - filled)}] {self.done}/{self.total}", end="", file=sys.stderr, flush=True)
+            redraw(f"{bar(self.done, self.total)} {self.done}/{self.total}")
 
     def close(self):
         if self.enabled:
-            print(file=sys.stderr)
+            finish()
 
 
 def run_models(args, out):

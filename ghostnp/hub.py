@@ -49,6 +49,7 @@ from pathlib import Path
 
 from .errors import CheckpointError, DownloadError
 from .pretrained import PretrainedConfig, get_pretrained_config, list_pretrained
+from .progress import bar, finish, redraw
 
 TIMEOUT_SECONDS = 30.0
 """Seconds a connection attempt or a single read may block before the attempt fails."""
@@ -480,14 +481,12 @@ def _draw_progress(progress: bool, name: str, received: int, total: int | None) 
     if not (progress and sys.stderr.isatty()):
         return
     if total:
-        filled = 30 * received // total
-        line = f"\r{name}  [{'#' * filled}{'.' * (30 - filled)}] {received / 1e6:.1f} / {total / 1e6:.1f} MB"
+        redraw(f"{name}  {bar(received, total)} {received / 1e6:.1f} / {total / 1e6:.1f} MB")
     else:
-        line = f"\r{name}  {received / 1e6:.1f} MB"
-    print(line, end="", file=sys.stderr, flush=True)
+        redraw(f"{name}  {received / 1e6:.1f} MB")
 
 
 def _end_progress(progress: bool) -> None:
     """End the line of a finished progress bar."""
     if progress and sys.stderr.isatty():
-        print(file=sys.stderr, flush=True)
+        finish()
