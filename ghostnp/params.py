@@ -39,6 +39,11 @@ def count_params(shapes):
     return sum(int(np.prod(shape)) for key, shape in shapes.items() if is_trainable(key))
 
 
+def zero_params(arch):
+    """Read-only zeros of every parameter's shape, without allocating them: for runs that only need shapes."""
+    return {key: np.broadcast_to(np.float32(0), shape) for key, shape in param_shapes(arch).items()}
+
+
 def init_params(arch, seed=0, dtype=np.float32):
     """A seeded random initialisation that keeps activations O(1) through the network.
 

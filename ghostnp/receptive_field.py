@@ -45,7 +45,7 @@ from . import layers
 from .architecture import Architecture
 from .autograd import record
 from .ops.numpy_ops import nearest_source_index
-from .params import param_shapes
+from .params import zero_params
 from .registry import get_architecture
 
 _NO_PIXEL = np.iinfo(np.int64).max // 2  # the empty interval is (_NO_PIXEL, -_NO_PIXEL)
@@ -216,7 +216,7 @@ def theoretical_receptive_fields(model, input_size=224, *, through_se=True):
     arch = get_architecture(model) if isinstance(model, str) else model if isinstance(model, Architecture) else model.arch
     h, w = (input_size, input_size) if np.isscalar(input_size) else tuple(input_size)
     ops = FieldOps(through_se)
-    params = {key: np.broadcast_to(np.float32(0), shape) for key, shape in param_shapes(arch).items()}  # shapes only
+    params = zero_params(arch)  # the field ops read shapes only
     pixels = FieldMap(3, np.repeat(np.arange(h), 2).reshape(h, 2), np.repeat(np.arange(w), 2).reshape(w, 2))
     trace = {}
     # the sequence of GhostNet.forward_features, run on field maps

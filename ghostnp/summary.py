@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .params import bn_to_conv_key, init_params, is_trainable, param_shapes
+from .params import bn_to_conv_key, is_trainable, param_shapes, zero_params
 from .registry import get_architecture
 from .model import GhostNet
 
@@ -58,7 +58,7 @@ def summary(name, input_size=224):
     h, w = (input_size, input_size) if np.isscalar(input_size) else tuple(input_size)
     arch = get_architecture(name)
     shapes = param_shapes(arch)
-    model = GhostNet(arch, init_params(arch, seed=0), backend="numpy")
+    model = GhostNet(arch, zero_params(arch), backend="numpy")
     _, trace = model.forward_intermediates(np.zeros((1, 3, h, w), np.float32))
 
     layer_shapes = {key[: -len(".weight")]: shape for key, shape in shapes.items() if key.endswith(".weight")}
