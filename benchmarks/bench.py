@@ -48,7 +48,9 @@ def thread_env(threads, **extra):
 def run_python(code, env, timeout=900):
     """Run ``code`` in a fresh interpreter; returns (wall seconds, the JSON it printed last)."""
     start = time.perf_counter()
-    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     wall = time.perf_counter() - start
     if done.returncode:
         raise RuntimeError(f"benchmark subprocess failed:\n{code}\n{done.stderr[-3000:]}")
@@ -356,8 +358,11 @@ def parse_args(argv):
     parser.add_argument("--wait", type=float, default=60, help="seconds to wait for a quiet machine")
     parser.add_argument("--quick", action="store_true", help="batch 1, 1 thread, 5 rounds, no process costs")
     parser.add_argument("--profile", action="store_true", help="also print a per-op profile at batch 1, 1 thread")
-    parser.add_argument("--under-load", action="store_true",
-                        help="also time batch 1 with one busy process beside (always on without --quick)")
+    parser.add_argument(
+        "--under-load",
+        action="store_true",
+        help="also time batch 1 with one busy process beside (always on without --quick)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--profile-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -384,7 +389,7 @@ def main(argv=None):
                    "--threads", str(threads), "--repeats", str(args.repeats),
                    "--batch", *map(str, args.batch), "--engines", *args.engines,
                    *(["--under-load"] if args.under_load else [])]  # fmt: skip
-        done = subprocess.run(command, env=thread_env(threads), capture_output=True, text=True)
+        done = subprocess.run(command, env=thread_env(threads), capture_output=True, text=True, check=False)
         if done.returncode:
             raise RuntimeError(f"benchmark worker ({threads} threads) failed:\n{done.stderr[-3000:]}")
         runs.append(json.loads(done.stdout.strip().splitlines()[-1]))

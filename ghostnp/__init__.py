@@ -8,26 +8,49 @@
 >>> ghostnp.classify("cat.jpg")                             # doctest: +SKIP
 [Prediction(label='tabby, tabby cat', index=281, probability=0.61), ...]
 
-The code reads from the bottom up: ``ops`` (NumPy ops with PyTorch semantics; a Numba table beside them),
-``layers`` (Ghost module, DFC attention, bottleneck), ``architecture`` (the config table), ``model``,
-``registry``; then weights (``weights``, ``hub``, ``pretrained``), images (``images``, ``preprocess``,
-``labels``), ``classification`` and ``cli``; and the teaching tools ``autograd``, ``receptive_field``, ``viz``.
+The package is built in layers; each imports only from the layers below it (``lint-imports`` checks the
+contracts in ``pyproject.toml``), and ``weights_converter`` beside it knows nothing of ghostnp:
 
-``import ghostnp`` imports numpy and the standard library only.
+==========================================  ===========================================================
+``cli``                                     the ``ghostnp`` command
+``inference``, ``teaching``, ``train``      classify and evaluate; receptive fields, plots, notebooks;
+                                            training (each independent of the others)
+``autodiff``, ``weights``, ``images``       gradients (recording table + VJPs); weight files, the cache
+                                            and ``create_model``; decoding and preprocessing
+``network``                                 layers (Ghost module, DFC attention), config table, model
+``ops``                                     the op table: NumPy reference, Numba kernels
+``errors``, ``progress``                    the exceptions and the progress bar every layer uses
+==========================================  ===========================================================
+
+``import ghostnp`` imports numpy and the standard library only; ``ghostnp.viz`` and ``ghostnp.notebook``
+(matplotlib) are loaded when first used.
 """
 
-from .autograd import input_gradient
-from .classification import Prediction, classify
+import importlib
+
+from .autodiff.record import input_gradient
 from .errors import CheckpointError, DownloadError, GhostnpError, ImageError
-from .images import load_image, sample_image_path
-from .params import fold_batchnorm
-from .preprocess import preprocess
-from .receptive_field import effective_receptive_field, theoretical_receptive_fields
-from .registry import create_model, expected_shapes, get_architecture, list_models
-from .summary import summary
-from .weights import load_weights
+from .images.decode import load_image, sample_image_path
+from .images.preprocess import preprocess
+from .inference.classification import Prediction, classify
+from .network.params import fold_batchnorm
+from .network.registry import expected_shapes, get_architecture, list_models
+from .network.summary import summary
+from .teaching.receptive_field import effective_receptive_field, theoretical_receptive_fields
+from .weights.create import create_model
+from .weights.files import load_weights
 
 __version__ = "0.1.0"
+
+_LAZY_MODULES = {"viz": "ghostnp.teaching.viz", "notebook": "ghostnp.teaching.notebook"}
+
+
+def __getattr__(name):
+    """``ghostnp.viz`` and ``ghostnp.notebook``: imported on first use, so matplotlib is never loaded early."""
+    if name in _LAZY_MODULES:
+        return importlib.import_module(_LAZY_MODULES[name])
+    raise AttributeError(f"module 'ghostnp' has no attribute {name!r}")
+
 
 __all__ = [
     "CheckpointError",

@@ -28,13 +28,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import ghostnp
-import ghostnp.notebook
 
 FAST = ghostnp.notebook.setup()  # offline from here on; slide-sized figures; fast mode under the test suite
 
 MODEL = "ghostnetv2_100"
 model, PRETRAINED = ghostnp.notebook.pretrained_or_random(
-    MODEL, note='Shapes and costs are exact; pictures and predictions are those of an untrained network.'
+    MODEL, note="Shapes and costs are exact; pictures and predictions are those of an untrained network."
 )
 print(model)
 
@@ -103,7 +102,7 @@ plt.show()
 # %%
 probabilities = np.exp(logits[0] - logits[0].max())
 probabilities /= probabilities.sum()
-classes = ghostnp.labels.imagenet_classes()
+classes = ghostnp.images.labels.imagenet_classes()
 for index in np.argsort(-probabilities)[:5]:
     print(f"{probabilities[index]:7.2%}  {classes[index].name}")
 if not PRETRAINED:
@@ -186,7 +185,7 @@ for kind, value in sorted(by_kind.items(), key=lambda kv: -kv[1]):
 # classifier) holds 2.5 M parameters for 2.5 M multiply-adds: each of its weights is used once per image.
 
 # %%
-params = {s: 0 for s in stages}
+params = dict.fromkeys(stages, 0)
 for row in table.rows:
     params[stage_of(row.name)] += row.params
 share_of_params = np.array([params[s] for s in stages]) / table.total_params

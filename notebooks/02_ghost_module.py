@@ -29,19 +29,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import ghostnp
-import ghostnp.notebook
 
 FAST = ghostnp.notebook.setup()  # offline from here on; slide-sized figures; fast mode under the test suite
 
 MODEL = "ghostnetv2_100"
 model, PRETRAINED = ghostnp.notebook.pretrained_or_random(
-    MODEL, note='Costs are exact; the feature maps are those of an untrained network.'
+    MODEL, note="Costs are exact; the feature maps are those of an untrained network."
 )
 
 # %% [markdown]
 # ## The module, in ghostnp's code
 #
-# `ghostnp/layers.py`, `ghost_module` (`x` is the module's input, `init_chs = ceil(out_chs / 2)`):
+# `ghostnp/network/layers.py`, `ghost_module` (`x` is the module's input, `init_chs = ceil(out_chs / 2)`):
 #
 # ```python
 # x1 = conv_bn(..., "primary_conv", x, act=act)                            # 1x1 conv: the intrinsic maps
@@ -64,7 +63,10 @@ print("module input :", inter["conv_stem"].shape[1:])
 print("intrinsic    :", intrinsic.shape, " <- 1 x 1 conv of the input")
 print("ghost        :", ghost.shape, " <- depthwise 3 x 3 of the intrinsic maps")
 print("output       :", output.shape, " = concat(intrinsic, ghost)")
-print("output is exactly the concatenation:", np.array_equal(output, np.concatenate([intrinsic, ghost])[: output.shape[0]]))
+print(
+    "output is exactly the concatenation:",
+    np.array_equal(output, np.concatenate([intrinsic, ghost])[: output.shape[0]]),
+)
 
 # %% [markdown]
 # ## Intrinsic maps (top) and their ghosts (bottom)
@@ -119,29 +121,41 @@ for name in modules:
     plain_params = c_in * m
     rows.append((name, c_in, m, h, ghost_params * h * w, plain_params * h * w, ghost_params, plain_params))
 
-print(f"{'Ghost module':<18} {'c_in':>5} {'m':>5} {'map':>9} {'Ghost MACs':>12} {'1x1 MACs':>12} {'saving':>7} {'2c/(c+9)':>9}")
+print(
+    f"{'Ghost module':<18} {'c_in':>5} {'m':>5} {'map':>9} {'Ghost MACs':>12} {'1x1 MACs':>12} {'saving':>7} {'2c/(c+9)':>9}"  # noqa: E501  (one table row)
+)
 for name, c_in, m, h, ghost_macs, plain_macs, _, _ in rows:
-    print(f"{name:<18} {c_in:>5} {m:>5} {f'{h} x {h}':>9} {ghost_macs:>12,} {plain_macs:>12,} "
-          f"{plain_macs / ghost_macs:>6.2f}x {2 * c_in / (c_in + 9):>8.2f}x")
+    print(
+        f"{name:<18} {c_in:>5} {m:>5} {f'{h} x {h}':>9} {ghost_macs:>12,} {plain_macs:>12,} "
+        f"{plain_macs / ghost_macs:>6.2f}x {2 * c_in / (c_in + 9):>8.2f}x"
+    )
 total_ghost, total_plain = sum(r[4] for r in rows), sum(r[5] for r in rows)
 params_ghost, params_plain = sum(r[6] for r in rows), sum(r[7] for r in rows)
-print(f"\nall {len(rows)} Ghost modules: {total_ghost / 1e6:.1f} M multiply-adds instead of {total_plain / 1e6:.1f} M "
-      f"({total_plain / total_ghost:.2f}x), {params_ghost / 1e6:.2f} M weights instead of {params_plain / 1e6:.2f} M")
+print(
+    f"\nall {len(rows)} Ghost modules: {total_ghost / 1e6:.1f} M multiply-adds instead of {total_plain / 1e6:.1f} M "
+    f"({total_plain / total_ghost:.2f}x), {params_ghost / 1e6:.2f} M weights instead of {params_plain / 1e6:.2f} M"
+)
 summary_macs = {row.name: row.macs for row in ghostnp.summary(MODEL).rows}
-print("the Ghost-module counts agree with ghostnp.summary:",
-      all(summary_macs[f"{r[0]}.primary_conv.0"] + summary_macs[f"{r[0]}.cheap_operation.0"] == r[4] for r in rows))
+print(
+    "the Ghost-module counts agree with ghostnp.summary:",
+    all(summary_macs[f"{r[0]}.primary_conv.0"] + summary_macs[f"{r[0]}.cheap_operation.0"] == r[4] for r in rows),
+)
 
 # %%
 names = [r[0].removeprefix("blocks.") for r in rows]
 positions = np.arange(len(rows))
 fig, (top, bottom) = plt.subplots(2, 1, figsize=(18, 10), sharex=True, gridspec_kw={"height_ratios": [2, 1]})
 top.bar(positions - 0.2, [r[5] / 1e6 for r in rows], width=0.4, color="tab:gray", label="plain 1x1 conv, same width")
-top.bar(positions + 0.2, [r[4] / 1e6 for r in rows], width=0.4, color="tab:green", label="Ghost module (1x1 + cheap 3x3)")
+top.bar(
+    positions + 0.2, [r[4] / 1e6 for r in rows], width=0.4, color="tab:green", label="Ghost module (1x1 + cheap 3x3)"
+)
 top.set_ylabel("M multiply-adds")
 top.set_title("Every Ghost module of GhostNetV2 1.0x against a plain 1 x 1 convolution (224 x 224 input)")
 top.legend()
 bottom.plot(positions, [r[5] / r[4] for r in rows], "o", color="tab:green", markersize=10, label="counted saving")
-bottom.plot(positions, [2 * r[1] / (r[1] + 9) for r in rows], "x", color="black", markersize=10, label="2 c_in / (c_in + 9)")
+bottom.plot(
+    positions, [2 * r[1] / (r[1] + 9) for r in rows], "x", color="black", markersize=10, label="2 c_in / (c_in + 9)"
+)
 bottom.axhline(2, color="tab:gray", linestyle="--", label="the limit, 2")
 bottom.set_ylabel("saving (x)")
 bottom.set_ylim(0.8, 2.2)

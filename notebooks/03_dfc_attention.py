@@ -29,20 +29,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import ghostnp
-import ghostnp.notebook
-import ghostnp.viz
 
 FAST = ghostnp.notebook.setup()  # offline from here on; slide-sized figures; fast mode under the test suite
 
 MODEL = "ghostnetv2_100"
 model, PRETRAINED = ghostnp.notebook.pretrained_or_random(
-    MODEL, note='Costs are exact; the gate maps are those of an untrained network (no object-shaped attention).'
+    MODEL, note="Costs are exact; the gate maps are those of an untrained network (no object-shaped attention)."
 )
 
 # %% [markdown]
 # ## The branch, in ghostnp's code
 #
-# `ghostnp/layers.py`, `dfc_attention` (`x`: the Ghost module's input, (N, C_in, H, W)):
+# `ghostnp/network/layers.py`, `dfc_attention` (`x`: the Ghost module's input, (N, C_in, H, W)):
 #
 # ```python
 # p = avg_pool_2x2(x)                                         # (N, C_in, H/2, W/2)
@@ -54,6 +52,7 @@ model, PRETRAINED = ghostnp.notebook.pretrained_or_random(
 # ```
 #
 # Every step is recorded by `forward_intermediates` under its key.
+
 
 # %%
 def photographs():
@@ -78,8 +77,10 @@ print(f"{len(dfc_blocks)} Ghost bottlenecks have a DFC branch (all but the first
 for block in dfc_blocks:
     gate = inter[f"{block}.ghost1.short_conv.gate"]
     module = inter[f"{block}.ghost1"]
-    print(f"  {block:<10} gate {gate.shape[1]:>4} x {gate.shape[2]:>2} x {gate.shape[3]:<2} -> upsampled to "
-          f"{module.shape[2]} x {module.shape[3]}, gating the {module.shape[1]}-channel Ghost module output")
+    print(
+        f"  {block:<10} gate {gate.shape[1]:>4} x {gate.shape[2]:>2} x {gate.shape[3]:<2} -> upsampled to "
+        f"{module.shape[2]} x {module.shape[3]}, gating the {module.shape[1]}-channel Ghost module output"
+    )
 
 # %% [markdown]
 # ## One gate, up close
@@ -90,7 +91,8 @@ for block in dfc_blocks:
 # %%
 first_photo = next(iter(photos))
 ghostnp.viz.show_attention(
-    shown[0], inter["blocks.6.0.ghost1.short_conv.gate"][0].mean(axis=0),
+    shown[0],
+    inter["blocks.6.0.ghost1.short_conv.gate"][0].mean(axis=0),
     title=f"DFC gate of blocks.6.0 on '{first_photo}', mean over channels",
 )
 
@@ -102,8 +104,9 @@ ghostnp.viz.show_attention(
 
 # %%
 stage_blocks = [f"blocks.{s}.0" for s in range(2, 9)]
-fig, axes = plt.subplots(len(photos), len(stage_blocks) + 1, figsize=(3.1 * (len(stage_blocks) + 1), 3.5 * len(photos)),
-                         squeeze=False)
+fig, axes = plt.subplots(
+    len(photos), len(stage_blocks) + 1, figsize=(3.1 * (len(stage_blocks) + 1), 3.5 * len(photos)), squeeze=False
+)
 for row, name in enumerate(photos):
     axes[row, 0].imshow(shown[row])
     axes[row, 0].set_title(name)
@@ -148,10 +151,24 @@ for ax, (label, step) in zip(axes, steps.items()):
     ax.axis("off")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.03)
 axes[1].set_xlabel("")
-axes[1].text(0.5, -0.08, "kernel " + " ".join(f"{v:+.2f}" for v in horizontal_kernel.ravel()), transform=axes[1].transAxes,
-             ha="center", va="top", fontsize=13)
-axes[2].text(0.5, -0.08, "kernel " + " ".join(f"{v:+.2f}" for v in vertical_kernel.ravel()) + " (top to bottom)",
-             transform=axes[2].transAxes, ha="center", va="top", fontsize=13)
+axes[1].text(
+    0.5,
+    -0.08,
+    "kernel " + " ".join(f"{v:+.2f}" for v in horizontal_kernel.ravel()),
+    transform=axes[1].transAxes,
+    ha="center",
+    va="top",
+    fontsize=13,
+)
+axes[2].text(
+    0.5,
+    -0.08,
+    "kernel " + " ".join(f"{v:+.2f}" for v in vertical_kernel.ravel()) + " (top to bottom)",
+    transform=axes[2].transAxes,
+    ha="center",
+    va="top",
+    fontsize=13,
+)
 side = steps["gate = sigmoid"].shape[0]
 fig.suptitle(f"{prefix}, channel {CHANNEL}: the {side} x {side} maps of the DFC branch, step by step", fontsize=19)
 plt.tight_layout()
@@ -214,13 +231,19 @@ for block in dfc_blocks:
 
 print(f"{'block':<10} {'map':>8} {'C_in':>5} {'C_out':>5} {'DFC':>10} {'SA, H/2 map':>12} {'SA, full map':>13}")
 for block, h, c_in, c_out, dfc, sa_half, sa_full in rows:
-    print(f"{block:<10} {f'{h} x {h}':>8} {c_in:>5} {c_out:>5} "
-          f"{dfc / 1e6:>9.2f}M {sa_half / 1e6:>11.2f}M {sa_full / 1e6:>12.2f}M")
+    print(
+        f"{block:<10} {f'{h} x {h}':>8} {c_in:>5} {c_out:>5} "
+        f"{dfc / 1e6:>9.2f}M {sa_half / 1e6:>11.2f}M {sa_full / 1e6:>12.2f}M"
+    )
 total_dfc, total_half, total_full = (sum(r[i] for r in rows) for i in (4, 5, 6))
-print(f"{'total':<10} {'':>8} {'':>5} {'':>5} {total_dfc / 1e6:>9.1f}M {total_half / 1e6:>11.1f}M {total_full / 1e6:>12.1f}M")
-print(f"\nThe whole network costs {table.total_macs / 1e6:.0f} M multiply-adds, {total_dfc / 1e6:.1f} M of them in DFC. "
-      f"Self-attention in the same places would add {total_half / 1e6:.0f} M (half-resolution maps) "
-      f"or {total_full / 1e6:.0f} M (full maps).")
+print(
+    f"{'total':<10} {'':>8} {'':>5} {'':>5} {total_dfc / 1e6:>9.1f}M {total_half / 1e6:>11.1f}M {total_full / 1e6:>12.1f}M"  # noqa: E501  (one table row)
+)
+print(
+    f"\nThe whole network costs {table.total_macs / 1e6:.0f} M multiply-adds, {total_dfc / 1e6:.1f} M of them in DFC. "
+    f"Self-attention in the same places would add {total_half / 1e6:.0f} M (half-resolution maps) "
+    f"or {total_full / 1e6:.0f} M (full maps)."
+)
 
 # %%
 positions = np.arange(len(rows))

@@ -17,7 +17,7 @@
 # The **theoretical** receptive field of a unit is the set of input pixels that can change it at all; the
 # **effective** receptive field is where it actually looks, measured by the magnitude of its input gradient
 # (Luo et al., NeurIPS 2016). GhostNetV2's DFC branch exists to widen the field of a cheap network: this
-# notebook measures by how much, with `ghostnp.receptive_field`.
+# notebook measures by how much, with `ghostnp.teaching.receptive_field`.
 #
 # The first cell loads the official weights of both networks if they are in the cache, otherwise random
 # ones (it says which). Theoretical fields do not depend on the weights; effective ones do.
@@ -30,15 +30,11 @@ from IPython.display import display
 from matplotlib.patches import Rectangle
 
 import ghostnp
-import ghostnp.notebook
-import ghostnp.viz
 
 FAST = ghostnp.notebook.setup()  # offline from here on; slide-sized figures; fast mode under the test suite
 
 MODELS = {"GhostNet V1": "ghostnet_100", "GhostNetV2": "ghostnetv2_100"}
-models = {
-    label: ghostnp.notebook.pretrained_or_random(name)[0] for label, name in MODELS.items()
-}
+models = {label: ghostnp.notebook.pretrained_or_random(name)[0] for label, name in MODELS.items()}
 print("Theoretical fields are exact either way; effective fields of random networks are not those of trained ones.")
 
 # %% [markdown]
@@ -63,7 +59,15 @@ for block in blocks:
 positions = np.arange(len(blocks))
 fig, ax = plt.subplots(figsize=(16, 7))
 for label, colour in (("GhostNet V1", "tab:gray"), ("GhostNetV2", "tab:orange")):
-    ax.plot(positions, [fields[label][b].size[0] for b in blocks], "o-", color=colour, markersize=9, linewidth=3, label=label)
+    ax.plot(
+        positions,
+        [fields[label][b].size[0] for b in blocks],
+        "o-",
+        color=colour,
+        markersize=9,
+        linewidth=3,
+        label=label,
+    )
 ax.axhline(224, color="black", linestyle="--", label="a 224 x 224 image")
 ax.set_yscale("log", base=2)
 ax.set_xticks(positions, [b.removeprefix("blocks.") for b in blocks], rotation=60)
@@ -98,8 +102,18 @@ for ax, block in zip(axes, shown_blocks):
     for label, colour, style in (("GhostNet V1", "white", "--"), ("GhostNetV2", "orange", "-")):
         top, bottom, left, right = at_224[label][block].box()
         size = at_224[label][block].size
-        ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left + 1, bottom - top + 1, fill=False, edgecolor=colour,
-                               linestyle=style, linewidth=3.5, label=f"{label}: {size[0]} x {size[1]}"))
+        ax.add_patch(
+            Rectangle(
+                (left - 0.5, top - 0.5),
+                right - left + 1,
+                bottom - top + 1,
+                fill=False,
+                edgecolor=colour,
+                linestyle=style,
+                linewidth=3.5,
+                label=f"{label}: {size[0]} x {size[1]}",
+            )
+        )
     ax.set_title(f"centre unit of {block}")
     ax.legend(loc="lower center", fontsize=13, framealpha=0.85)
     ax.axis("off")
@@ -118,12 +132,16 @@ plt.show()
 # %%
 module = at_224["GhostNetV2"]["blocks.2.0.ghost1"]
 module_v1 = at_224["GhostNet V1"]["blocks.2.0.ghost1"]
-print(f"{'row':>4} {'centre':>7}  {'V2 field rows':>14} {'up':>4} {'down':>5}  {'V1 field rows':>14} {'up':>4} {'down':>5}")
+print(
+    f"{'row':>4} {'centre':>7}  {'V2 field rows':>14} {'up':>4} {'down':>5}  {'V1 field rows':>14} {'up':>4} {'down':>5}"  # noqa: E501  (one table row)
+)
 for row in range(24, 32):
     (top, bottom), (top1, bottom1) = module.rows[row], module_v1.rows[row]
     centre = (top1 + bottom1) // 2  # the input row under the unit: V1's field is symmetric around it
-    print(f"{row:>4} {centre:>7}  {f'{top}..{bottom}':>14} {centre - top:>4} {bottom - centre:>5}  "
-          f"{f'{top1}..{bottom1}':>14} {centre - top1:>4} {bottom1 - centre:>5}")
+    print(
+        f"{row:>4} {centre:>7}  {f'{top}..{bottom}':>14} {centre - top:>4} {bottom - centre:>5}  "
+        f"{f'{top1}..{bottom1}':>14} {centre - top1:>4} {bottom1 - centre:>5}"
+    )
 
 # %% [markdown]
 # ## Effective fields
@@ -137,18 +155,26 @@ for row in range(24, 32):
 ERF_SIZE = 128 if FAST else 224  # input size; the fast mode of the test suite uses smaller inputs
 NUM_INPUTS = 2 if FAST else 16  # random inputs averaged
 erf_blocks = ["blocks.3.0"] if FAST else ["blocks.3.0", "blocks.6.0"]
-theory = {label: ghostnp.theoretical_receptive_fields(name, ERF_SIZE, through_se=False) for label, name in MODELS.items()}
+theory = {
+    label: ghostnp.theoretical_receptive_fields(name, ERF_SIZE, through_se=False) for label, name in MODELS.items()
+}
 erfs = {}
 for block in erf_blocks:
-    maps = {f"{label}, {block}": ghostnp.effective_receptive_field(models[label], block, ERF_SIZE, num_inputs=NUM_INPUTS)
-            for label in MODELS}
+    maps = {
+        f"{label}, {block}": ghostnp.effective_receptive_field(models[label], block, ERF_SIZE, num_inputs=NUM_INPUTS)
+        for label in MODELS
+    }
     boxes = {f"{label}, {block}": theory[label][block].box() for label in MODELS}
     erfs[block] = maps
-    display(ghostnp.viz.receptive_field_heatmap(maps, boxes, title=f"Effective receptive field of the centre unit of {block}, "
-                                                f"{NUM_INPUTS} random inputs"))
+    display(
+        ghostnp.viz.receptive_field_heatmap(
+            maps, boxes, title=f"Effective receptive field of the centre unit of {block}, {NUM_INPUTS} random inputs"
+        )
+    )
 
 # %% [markdown]
 # One number per field: the radius that holds half of the gradient mass around the unit.
+
 
 # %%
 def radius_of_mass(erf, fraction=0.5):
@@ -161,6 +187,6 @@ def radius_of_mass(erf, fraction=0.5):
     return float(distance[order][np.searchsorted(cumulative, fraction)])
 
 
-for block, maps in erfs.items():
+for maps in erfs.values():
     for label, erf in maps.items():
         print(f"{label:<28} half of the gradient within {radius_of_mass(erf):5.1f} pixels of the unit")

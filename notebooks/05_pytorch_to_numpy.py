@@ -34,20 +34,21 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 import ghostnp
-import ghostnp.notebook
 
 FAST = ghostnp.notebook.setup()  # offline from here on; slide-sized figures; fast mode under the test suite
 
 MODEL = "ghostnetv2_100"
 model, PRETRAINED = ghostnp.notebook.pretrained_or_random(
-    MODEL, note='(seeded, with non-trivial BatchNorm statistics). The agreement check means as much with them.'
+    MODEL, note="(seeded, with non-trivial BatchNorm statistics). The agreement check means as much with them."
 )
 
 TORCH = importlib.util.find_spec("torch") is not None
-print("PyTorch is installed: the checkpoint is written with torch.save and checked against a PyTorch forward pass."
-      if TORCH else
-      "PyTorch is not installed (pip install torch): the torch steps below are skipped, and the checkpoint is\n"
-      "written as a ghostnp .npz instead. Reading it needs no PyTorch either way.")
+print(
+    "PyTorch is installed: the checkpoint is written with torch.save and checked against a PyTorch forward pass."
+    if TORCH
+    else "PyTorch is not installed (pip install torch): the torch steps below are skipped, and the checkpoint is\n"
+    "written as a ghostnp .npz instead. Reading it needs no PyTorch either way."
+)
 
 # %% [markdown]
 # ## The keys
@@ -58,8 +59,10 @@ print("PyTorch is installed: the checkpoint is written with torch.save and check
 
 # %%
 expected = ghostnp.expected_shapes(MODEL)
-print(f"{len(expected)} keys, {sum(int(np.prod(s)) for s in expected.values()):,} numbers "
-      "(BatchNorm running statistics included, num_batches_tracked left out)\n")
+print(
+    f"{len(expected)} keys, {sum(int(np.prod(s)) for s in expected.values()):,} numbers "
+    "(BatchNorm running statistics included, num_batches_tracked left out)\n"
+)
 for key in list(expected)[:14]:
     print(f"  {key:<48} {expected[key]}")
 print("  ...")
@@ -142,13 +145,22 @@ if TORCH:
 
     def conv_bn(sd, conv, bn, x, stride=1, padding=0, groups=1, relu=False):
         x = F.conv2d(x, sd[f"{conv}.weight"], None, stride, padding, 1, groups)
-        x = F.batch_norm(x, sd[f"{bn}.running_mean"], sd[f"{bn}.running_var"], sd[f"{bn}.weight"], sd[f"{bn}.bias"],
-                         training=False, eps=1e-5)
+        x = F.batch_norm(
+            x,
+            sd[f"{bn}.running_mean"],
+            sd[f"{bn}.running_var"],
+            sd[f"{bn}.weight"],
+            sd[f"{bn}.bias"],
+            training=False,
+            eps=1e-5,
+        )
         return F.relu(x) if relu else x
 
     def ghost_module(sd, p, x, out_chs, relu, attn):
         x1 = conv_bn(sd, f"{p}.primary_conv.0", f"{p}.primary_conv.1", x, relu=relu)
-        x2 = conv_bn(sd, f"{p}.cheap_operation.0", f"{p}.cheap_operation.1", x1, padding=1, groups=x1.shape[1], relu=relu)
+        x2 = conv_bn(
+            sd, f"{p}.cheap_operation.0", f"{p}.cheap_operation.1", x1, padding=1, groups=x1.shape[1], relu=relu
+        )
         out = torch.cat([x1, x2], dim=1)[:, :out_chs]
         if attn:  # DFC attention
             r = conv_bn(sd, f"{p}.short_conv.0", f"{p}.short_conv.1", F.avg_pool2d(x, 2, 2))
@@ -163,7 +175,9 @@ if TORCH:
         if spec.stride > 1:
             y = conv_bn(sd, f"{p}.conv_dw", f"{p}.bn_dw", y, spec.stride, pad, spec.mid_chs)
         if spec.se_chs:
-            s = F.relu(F.conv2d(y.mean((2, 3), keepdim=True), sd[f"{p}.se.conv_reduce.weight"], sd[f"{p}.se.conv_reduce.bias"]))
+            s = F.relu(
+                F.conv2d(y.mean((2, 3), keepdim=True), sd[f"{p}.se.conv_reduce.weight"], sd[f"{p}.se.conv_reduce.bias"])
+            )
             y = y * F.hardsigmoid(F.conv2d(s, sd[f"{p}.se.conv_expand.weight"], sd[f"{p}.se.conv_expand.bias"]))
         y = ghost_module(sd, f"{p}.ghost2", y, spec.out_chs, relu=False, attn=False)
         if spec.has_conv_shortcut:
@@ -182,9 +196,13 @@ if TORCH:
     with torch.no_grad():
         torch_logits = torch_ghostnet(torch_state, ghostnp.get_architecture(MODEL), torch.from_numpy(x)).numpy()
     difference = np.abs(torch_logits - logits)
-    print(f"max |PyTorch - ghostnp| over the {logits.size} logits: {difference.max():.2e} "
-          f"(logits span {logits.min():.2f} .. {logits.max():.2f}; float32 rounding is about 1e-6 relative)")
-    print("same top-5 classes, same order:", np.array_equal(np.argsort(-torch_logits[0])[:5], np.argsort(-logits[0])[:5]))
+    print(
+        f"max |PyTorch - ghostnp| over the {logits.size} logits: {difference.max():.2e} "
+        f"(logits span {logits.min():.2f} .. {logits.max():.2f}; float32 rounding is about 1e-6 relative)"
+    )
+    print(
+        "same top-5 classes, same order:", np.array_equal(np.argsort(-torch_logits[0])[:5], np.argsort(-logits[0])[:5])
+    )
 else:
     print("PyTorch is not installed, so there is nothing to compare with here. ghostnp's own test suite runs this")
     print("check for every op, every block and four whole networks (tests/test_torch_reference.py).")

@@ -35,8 +35,6 @@ import numpy as np
 from IPython.display import display
 
 import ghostnp
-import ghostnp.notebook
-import ghostnp.viz
 
 FAST = ghostnp.notebook.setup()  # offline from here on; slide-sized figures; fast mode under the test suite
 
@@ -107,8 +105,10 @@ for _ in range(REPEATS):
 median_ms = {name: 1000 * float(np.median(t)) for name, t in times.items()}
 macs = ghostnp.summary(MODEL, input_size=INPUT_SIZE).total_macs
 for name, ms in median_ms.items():
-    print(f"{name:<8} {ms:8.1f} ms per image   {macs / ms / 1e6:6.2f} G multiply-adds/s   "
-          f"(spread {1000 * min(times[name]):.1f} .. {1000 * max(times[name]):.1f} ms)")
+    print(
+        f"{name:<8} {ms:8.1f} ms per image   {macs / ms / 1e6:6.2f} G multiply-adds/s   "
+        f"(spread {1000 * min(times[name]):.1f} .. {1000 * max(times[name]):.1f} ms)"
+    )
 
 fig, ax = plt.subplots(figsize=(11, 5.5))
 bars = ax.barh(list(median_ms), list(median_ms.values()), color=["tab:blue", "tab:green", "tab:red"][: len(median_ms)])
@@ -158,13 +158,19 @@ conv_rows = [row for row in table.rows if row.name not in ("conv_head", "classif
 layer_times = {name: layer_seconds(net, x, REPEATS) for name, net in engines.items() if name != "PyTorch"}
 for name, seconds in layer_times.items():
     in_convs = sum(seconds[row.name] for row in conv_rows)
-    print(f"{name}: {1000 * sum(seconds.values()):.1f} ms in forward_features, {1000 * in_convs:.1f} ms of it in the "
-          f"{len(conv_rows)} convolutions (with their BatchNorm and activation)")
+    print(
+        f"{name}: {1000 * sum(seconds.values()):.1f} ms in forward_features, {1000 * in_convs:.1f} ms of it in the "
+        f"{len(conv_rows)} convolutions (with their BatchNorm and activation)"
+    )
 
 # %%
 for name, seconds in layer_times.items():
-    fig = ghostnp.viz.layer_bar_chart([row.name for row in conv_rows], [1000 * seconds[row.name] for row in conv_rows],
-                                      ylabel="milliseconds", title=f"{name}: time per layer, {INPUT_SIZE} x {INPUT_SIZE}")
+    fig = ghostnp.viz.layer_bar_chart(
+        [row.name for row in conv_rows],
+        [1000 * seconds[row.name] for row in conv_rows],
+        ylabel="milliseconds",
+        title=f"{name}: time per layer, {INPUT_SIZE} x {INPUT_SIZE}",
+    )
     display(fig)
 
 # %% [markdown]
@@ -183,8 +189,14 @@ fig, axes = plt.subplots(1, len(layer_times), figsize=(9 * len(layer_times), 7.5
 for ax, (name, seconds) in zip(axes[0], layer_times.items()):
     for kind in colours:
         chosen = [row for row, k in zip(conv_rows, kinds) if k == kind]
-        ax.scatter([row.macs for row in chosen], [1000 * seconds[row.name] for row in chosen], s=70, color=colours[kind],
-                   label=kind, alpha=0.85)
+        ax.scatter(
+            [row.macs for row in chosen],
+            [1000 * seconds[row.name] for row in chosen],
+            s=70,
+            color=colours[kind],
+            label=kind,
+            alpha=0.85,
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("multiply-adds of the layer")

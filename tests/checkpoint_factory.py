@@ -159,4 +159,3 @@ def expected_state(state: dict) -> dict:
     """``state`` without the keys ``read_checkpoint`` drops."""
     return {key: value for key, value in state.items()
             if key.rsplit(".", 1)[-1] not in ("num_batches_tracked", "total_ops", "total_params")}  # fmt: skip
-

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import ghostnp
-from ghostnp.architecture import make_divisible
+from ghostnp.network.architecture import make_divisible
 
 PUBLISHED = {  # params, multiply-adds at 224 (millions, one decimal): the reference table
     "ghostnetv2_100": (6_156_908, 167.0),
@@ -73,8 +73,15 @@ def test_weights_problems_are_reported_all_at_once(tiny):
     with pytest.raises(ghostnp.CheckpointError) as error:
         ghostnp.create_model("ghostnetv2_tiny", weights=weights)
     message = str(error.value)
-    for text in ("2 missing", "conv_stem.weight", "classifier.bias", "1 unexpected", "extra.weight",
-                 "1 wrong shape", "bn1.weight: (5,) vs expected (16,)"):
+    for text in (
+        "2 missing",
+        "conv_stem.weight",
+        "classifier.bias",
+        "1 unexpected",
+        "extra.weight",
+        "1 wrong shape",
+        "bn1.weight: (5,) vs expected (16,)",
+    ):
         assert text in message
 
 
@@ -83,10 +90,13 @@ def test_weights_of_another_model_name_the_model_they_fit(tiny):
         ghostnp.create_model("ghostnetv2_100", weights=tiny.state_dict())
 
 
-@pytest.mark.parametrize("key,value,text", [
-    ("conv_stem.weight", np.nan, "NaN or Inf"),
-    ("bn1.running_var", -1.0, "negative running variances"),
-])
+@pytest.mark.parametrize(
+    "key,value,text",
+    [
+        ("conv_stem.weight", np.nan, "NaN or Inf"),
+        ("bn1.running_var", -1.0, "negative running variances"),
+    ],
+)
 def test_damaged_weights_are_refused(tiny, key, value, text):
     weights = tiny.state_dict()
     weights[key] = weights[key].copy()
@@ -103,16 +113,19 @@ def test_profiler_buffers_and_step_counters_are_ignored(tiny):
     np.testing.assert_array_equal(ghostnp.create_model("ghostnetv2_tiny", weights=weights)(x), tiny(x))
 
 
-@pytest.mark.parametrize("x,text", [
-    (np.zeros((3, 40, 40), np.float32), "add a batch axis"),
-    (np.zeros((1, 40, 40, 3), np.float32), "channels last"),
-    (np.zeros((1, 1, 40, 40), np.float32), "3 channels"),
-    (np.zeros((1, 3, 32, 40), np.float32), "at least 33"),
-    (np.zeros((1, 3, 40, 40), np.uint8), "float32 or float64"),
-    (np.zeros((1, 3, 40, 40), object), "float32 or float64"),
-    (np.full((1, 3, 40, 40), np.nan, np.float32), "NaN or Inf"),
-    ([[0.0]], "numpy array"),
-])
+@pytest.mark.parametrize(
+    "x,text",
+    [
+        (np.zeros((3, 40, 40), np.float32), "add a batch axis"),
+        (np.zeros((1, 40, 40, 3), np.float32), "channels last"),
+        (np.zeros((1, 1, 40, 40), np.float32), "3 channels"),
+        (np.zeros((1, 3, 32, 40), np.float32), "at least 33"),
+        (np.zeros((1, 3, 40, 40), np.uint8), "float32 or float64"),
+        (np.zeros((1, 3, 40, 40), object), "float32 or float64"),
+        (np.full((1, 3, 40, 40), np.nan, np.float32), "NaN or Inf"),
+        ([[0.0]], "numpy array"),
+    ],
+)
 def test_bad_input_gets_a_value_error_that_says_what_to_do(tiny, x, text):
     with pytest.raises(ValueError, match=text):
         tiny(x)
@@ -121,8 +134,10 @@ def test_bad_input_gets_a_value_error_that_says_what_to_do(tiny, x, text):
 def test_fold_batchnorm_by_hand():
     params = {
         "conv_stem.weight": np.full((1, 1, 1, 1), 2.0),
-        "bn1.weight": np.array([3.0]), "bn1.bias": np.array([1.0]),
-        "bn1.running_mean": np.array([0.5]), "bn1.running_var": np.array([4.0 - 1e-5]),
+        "bn1.weight": np.array([3.0]),
+        "bn1.bias": np.array([1.0]),
+        "bn1.running_mean": np.array([0.5]),
+        "bn1.running_var": np.array([4.0 - 1e-5]),
     }
     folded = ghostnp.fold_batchnorm(params)
     # BN(2x) = (2x - 0.5) / 2 * 3 + 1 = 3x + 0.25
@@ -146,7 +161,8 @@ def test_state_dict_has_pytorch_keys_including_step_counters(tiny):
 def test_import_ghostnp_imports_numpy_only():
     code = (
         "import sys, ghostnp\n"
-        "heavy = [m for m in ('numba', 'scipy', 'matplotlib', 'torch', 'PIL', 'weights_converter') if m in sys.modules]\n"
+        "heavy = ('numba', 'scipy', 'matplotlib', 'torch', 'PIL', 'tqdm', 'weights_converter')\n"
+        "heavy = [m for m in heavy if m in sys.modules]\n"
         "print(heavy)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -4,12 +4,12 @@ checked against the PyTorch reference's softmax on the same preprocessed input."
 import numpy as np
 import pytest
 import torch
+from torch_reference import build_torch_model, randomize_batchnorm
 
 import ghostnp
-from ghostnp import classification
-from ghostnp.classification import Prediction, softmax, top_predictions
-from ghostnp.labels import imagenet_classes
-from torch_reference import build_torch_model, randomize_batchnorm
+from ghostnp.images.labels import imagenet_classes
+from ghostnp.inference import classification
+from ghostnp.inference.classification import Prediction, softmax, top_predictions
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import ghostnp
-from ghostnp.cli import EXIT_FAILED_FILES, EXIT_NO_WEIGHTS, main
+from ghostnp.cli.main import EXIT_FAILED_FILES, EXIT_NO_WEIGHTS, main
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = ["--model", "ghostnetv2_tiny"]
@@ -54,7 +54,11 @@ def test_classify_json_and_a_folder_with_a_broken_file(tiny_weights, tmp_path, c
     records = [json.loads(line) for line in out.splitlines()]
     assert status == EXIT_FAILED_FILES
     assert [Path(r["file"]).name for r in records] == ["a.jpg"]
-    assert len(records[0]["predictions"]) == 2 and set(records[0]["predictions"][0]) == {"label", "index", "probability"}
+    assert len(records[0]["predictions"]) == 2 and set(records[0]["predictions"][0]) == {
+        "label",
+        "index",
+        "probability",
+    }
     assert "b.jpg" in capsys.readouterr().err
 
 
@@ -97,7 +101,9 @@ def test_summary_models_info_and_cache(offline_cache):
 
 
 def test_convert_then_classify_with_the_npz(tiny_weights, tmp_path):
-    status, out = run(["convert", str(tiny_weights), "-o", str(tmp_path / "converted.npz"), "--arch", "ghostnetv2_tiny"])
+    status, out = run(
+        ["convert", str(tiny_weights), "-o", str(tmp_path / "converted.npz"), "--arch", "ghostnetv2_tiny"]
+    )
     assert status == 0 and Path(out.strip()).exists()
     reloaded = ghostnp.load_weights(out.strip())
     original = ghostnp.load_weights(tiny_weights)
@@ -105,9 +111,11 @@ def test_convert_then_classify_with_the_npz(tiny_weights, tmp_path):
 
 
 def test_python_dash_m_runs_the_command(tiny_weights):
-    result = subprocess.run(
+    result = subprocess.run(  # noqa: PLW1510  (the exit status is the subject of the test)
         [sys.executable, "-m", "ghostnp", "classify", "--sample", *TINY, "--weights", str(tiny_weights), "--json"],
-        capture_output=True, text=True, timeout=120,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["file"].endswith("chelsea.jpg")
@@ -130,10 +138,17 @@ def test_minimal_install_classifies_without_numba_scipy_matplotlib_or_torch(tiny
         "print('HEAVY', heavy)\n"
         "sys.exit(status)\n"
     )
-    result = subprocess.run([str(python), "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path,
-                            env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"})
+    result = subprocess.run(  # noqa: PLW1510  (the exit status is the subject of the test)
+        [str(python), "-c", script],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={k: v for k, v in os.environ.items() if k != "PYTHONPATH"},
+    )
     assert result.returncode == 0, result.stderr
     assert "HEAVY []" in result.stdout and "chelsea.jpg" in result.stdout
-    command = subprocess.run([str(env_dir / "bin" / "ghostnp"), "models"], capture_output=True, text=True, timeout=120)
+    command = subprocess.run(
+        [str(env_dir / "bin" / "ghostnp"), "models"], capture_output=True, text=True, timeout=120, check=False
+    )
     assert command.returncode == 0 and "ghostnetv2_100" in command.stdout
-

@@ -21,10 +21,14 @@ def modules():
 
 @pytest.mark.parametrize("name", sorted(modules()))
 def test_docstring_examples(name, tmp_path, monkeypatch):
-    if name == "ghostnp.viz":
+    if name in ("ghostnp.teaching.viz", "ghostnp.teaching.notebook"):
         pytest.importorskip("matplotlib")
     monkeypatch.chdir(tmp_path)
     module = importlib.import_module(name)
-    result = doctest.testmod(module, extraglobs={"np": np, "ghostnp": ghostnp},
-                             optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE, report=True)
+    result = doctest.testmod(
+        module,
+        extraglobs={"np": np, "ghostnp": ghostnp},
+        optionflags=doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE,
+        report=True,
+    )
     assert result.failed == 0

@@ -15,7 +15,6 @@ import subprocess
 import sys
 import threading
 import time
-import types
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -24,10 +23,12 @@ import numpy as np
 import pytest
 
 import ghostnp
-from ghostnp import pretrained
+import ghostnp.weights.files
 from ghostnp.errors import CheckpointError, DownloadError
-from ghostnp.hub import cache_dir, cache_entries, clear_cache, download, fetch_pretrained, file_sha256
-from ghostnp.pretrained import WeightsSource, get_pretrained_config
+from ghostnp.weights import pretrained
+from ghostnp.weights.hub import cache_dir, cache_entries, clear_cache, download, fetch_pretrained, file_sha256
+from ghostnp.weights.pretrained import WeightsSource, get_pretrained_config
+from weights_converter import read_checkpoint
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 BODY = os.urandom(200_000)
@@ -136,7 +137,7 @@ def closed_port_url(path):
 
 CHILD = """
 import sys
-from ghostnp.hub import download
+from ghostnp.weights.hub import download
 print("ready", flush=True)
 download(sys.argv[1], sys.argv[2], progress=False)
 """
@@ -328,7 +329,8 @@ def test_progress_is_a_bar_on_a_terminal_and_plain_lines_otherwise(server, tmp_p
     terminal = Terminal()
     monkeypatch.setattr(sys, "stderr", terminal)
     download(url, tmp_path / "bar.bin")
-    assert f"\rbar.bin  [{'#' * 30}] 0.2 / 0.2 MB\n" in terminal.getvalue()
+    drawn = terminal.getvalue()
+    assert "\rbar.bin: 100%" in drawn and f"{len(BODY) // 1024}k/{len(BODY) // 1024}k" in drawn and "B/s]" in drawn
     monkeypatch.undo()
     download(url, tmp_path / "lines.bin")
     download(url, tmp_path / "quiet.bin", progress=False)
@@ -345,7 +347,7 @@ COPY_BYTES = b"timm copy " + BODY
 
 @pytest.fixture
 def conversions(monkeypatch):
-    """A stand-in ``weights_converter`` recording its calls; it stores the source bytes in the .npz."""
+    """A stand-in converter recording its calls; it stores the source bytes in the .npz."""
     calls = []
 
     def convert(src, out=None, arch=None):
@@ -353,7 +355,7 @@ def conversions(monkeypatch):
         np.savez(out, source=np.frombuffer(Path(src).read_bytes(), dtype=np.uint8))
         return Path(out)
 
-    monkeypatch.setitem(sys.modules, "weights_converter", types.SimpleNamespace(convert=convert))
+    monkeypatch.setattr(ghostnp.weights.files, "convert_weights", convert)
     return calls
 
 
@@ -436,7 +438,7 @@ def test_download_that_is_no_checkpoint_is_not_kept(server, cache, local_sources
     def convert(src, out=None, arch=None):
         raise CheckpointError(f"{src} is an HTML page, not a checkpoint")
 
-    monkeypatch.setitem(sys.modules, "weights_converter", types.SimpleNamespace(convert=convert))
+    monkeypatch.setattr(ghostnp.weights.files, "convert_weights", convert)
     with pytest.raises(CheckpointError, match="HTML page"):
         fetch_pretrained(TAG, progress=False)
     assert cache_entries() == [] and leftovers(cache) == []
@@ -482,12 +484,10 @@ def safetensors_bytes(arrays):
 
 
 def test_fetch_pretrained_converts_a_timm_safetensors_copy(server, cache, local_sources):
-    weights_converter = pytest.importorskip("weights_converter")
-    if not hasattr(weights_converter, "convert"):
-        pytest.skip("weights_converter.convert is not available yet")
     rng = np.random.default_rng(0)
     arrays = {
-        key: np.abs(rng.standard_normal(shape, dtype=np.float32)) + 0.5 if key.endswith("running_var")
+        key: np.abs(rng.standard_normal(shape, dtype=np.float32)) + 0.5
+        if key.endswith("running_var")
         else rng.standard_normal(shape, dtype=np.float32)
         for key, shape in ghostnp.expected_shapes("ghostnetv2_100").items()
     }
@@ -495,7 +495,7 @@ def test_fetch_pretrained_converts_a_timm_safetensors_copy(server, cache, local_
     server.serve("/release/ck_ghostnetv2_10.pth.tar", status=404)
     server.serve(f"/timm/{TAG}/model.safetensors", body=safetensors_bytes(timm_file))
     path = fetch_pretrained(TAG, progress=False)
-    converted, _ = weights_converter.read_checkpoint(path)
+    converted, _ = read_checkpoint(path)
     assert sorted(converted) == sorted(arrays)
     for key, array in arrays.items():
         np.testing.assert_array_equal(converted[key], array, err_msg=key)

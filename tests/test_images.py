@@ -11,7 +11,7 @@ import pytest
 from PIL import EpsImagePlugin, Image, ImageFile
 
 from ghostnp.errors import ImageError
-from ghostnp.images import DEFAULT_MAX_PIXELS, load_image, sample_image_path
+from ghostnp.images.decode import DEFAULT_MAX_PIXELS, load_image, sample_image_path
 
 
 def timm_load(path):
@@ -97,8 +97,16 @@ def case_multi_frame_gif():
 
 
 MODE_CASES = [
-    case_l, case_la, case_bilevel, case_palette_with_transparency, case_rgba, case_cmyk,
-    case_sixteen_bit_png, case_int32_tiff, case_float_tiff, case_multi_frame_gif,
+    case_l,
+    case_la,
+    case_bilevel,
+    case_palette_with_transparency,
+    case_rgba,
+    case_cmyk,
+    case_sixteen_bit_png,
+    case_int32_tiff,
+    case_float_tiff,
+    case_multi_frame_gif,
 ]
 
 
@@ -185,8 +193,7 @@ def png_claiming(width, height):
     """A valid-looking RGB PNG of a few bytes whose header claims width x height pixels."""
     header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
     pixel_rows = zlib.compress(b"\x00" * 16)  # far too little data for the claimed size
-    return (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", pixel_rows)
-            + png_chunk(b"IEND", b""))
+    return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", pixel_rows) + png_chunk(b"IEND", b"")
 
 
 def truncated_jpeg():
@@ -378,6 +385,6 @@ def test_sample_image_licence_is_recorded():
 
 
 def test_importing_the_module_does_not_import_pillow():
-    code = "import sys, ghostnp.images, ghostnp.preprocess, ghostnp.labels; print('PIL' in sys.modules)"
+    code = "import sys, ghostnp.images.preprocess, ghostnp.images.labels; print('PIL' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

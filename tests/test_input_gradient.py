@@ -1,4 +1,4 @@
-"""Whole-network input gradients (``ghostnp.autograd``) against torch autograd on the reference model.
+"""Whole-network input gradients (``ghostnp.autodiff.record``) against torch autograd on the reference model.
 
 ghostnp's seeded random weights (non-trivial BatchNorm statistics) are loaded into the PyTorch reference
 (``tests/torch_reference.py``; the tiny model is built from ghostnp's own block specs with the reference's
@@ -11,10 +11,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch_reference import ConvBnAct, GhostBottleneck, GhostNet, build_torch_model
 
 import ghostnp
-from ghostnp.autograd import Tape, input_gradient, record
-from torch_reference import ConvBnAct, GhostBottleneck, GhostNet, build_torch_model
+from ghostnp.autodiff.record import Tape, input_gradient, record
 
 RTOL = 1e-8
 SIZE = (33, 40)
@@ -31,7 +31,9 @@ class TorchFromArchitecture(GhostNet):
         stages = {}
         for spec in arch.blocks:
             se_ratio = spec.se_chs / spec.mid_chs if spec.se_chs else 0.0
-            block = GhostBottleneck(spec.in_chs, spec.mid_chs, spec.out_chs, spec.dw_kernel_size, spec.stride, se_ratio, spec.mode)
+            block = GhostBottleneck(
+                spec.in_chs, spec.mid_chs, spec.out_chs, spec.dw_kernel_size, spec.stride, se_ratio, spec.mode
+            )
             stages.setdefault(spec.name.split(".")[1], []).append(block)
         final = nn.Sequential(ConvBnAct(arch.blocks[-1].out_chs, arch.final_chs))
         self.blocks = nn.Sequential(*(nn.Sequential(*stage) for stage in stages.values()), final)

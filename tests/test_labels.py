@@ -1,8 +1,8 @@
-"""ghostnp.labels: the shipped ImageNet-1k class list."""
+"""ghostnp.images.labels: the shipped ImageNet-1k class list."""
 
 import re
 
-from ghostnp.labels import ClassName, imagenet_classes
+from ghostnp.images.labels import ClassName, imagenet_classes
 
 
 def test_thousand_classes_in_classifier_order():

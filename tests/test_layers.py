@@ -7,11 +7,12 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from ghostnp import fold_batchnorm, layers
-from ghostnp.architecture import BlockSpec, make_divisible
-from ghostnp.ops import get_ops
 from torch_reference import GhostBottleneck, GhostModule, SqueezeExcite, randomize_batchnorm
+
+from ghostnp import fold_batchnorm
+from ghostnp.network import layers
+from ghostnp.network.architecture import BlockSpec, make_divisible
+from ghostnp.ops import get_ops
 
 PREFIX = "block"
 
@@ -38,14 +39,23 @@ sizes = st.integers(2, 17)
 
 
 @settings(max_examples=25, deadline=None)
-@given(in_chs=channels, out_chs=channels, h=sizes, w=sizes, mode=st.sampled_from(["original", "attn"]),
-       use_act=st.booleans(), fold=st.booleans(), seed=st.integers(0, 2**16))
+@given(
+    in_chs=channels,
+    out_chs=channels,
+    h=sizes,
+    w=sizes,
+    mode=st.sampled_from(["original", "attn"]),
+    use_act=st.booleans(),
+    fold=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
 def test_ghost_module(backend, in_chs, out_chs, h, w, mode, use_act, fold, seed):
     torch.manual_seed(seed)
     module = randomize_batchnorm(GhostModule(in_chs, out_chs, relu=use_act, mode=mode), seed)
     x = np.random.default_rng(seed).normal(size=(2, in_chs, h, w))
-    out = layers.ghost_module(get_ops(backend), numpy_params(module, fold), PREFIX, x,
-                              out_chs=out_chs, use_act=use_act, mode=mode)
+    out = layers.ghost_module(
+        get_ops(backend), numpy_params(module, fold), PREFIX, x, out_chs=out_chs, use_act=use_act, mode=mode
+    )
     assert_close(out, torch_reference(module, x))
 
 
@@ -56,8 +66,9 @@ def test_dfc_gate_alone_before_and_after_upsampling(backend, in_chs, out_chs, h,
     module = randomize_batchnorm(GhostModule(in_chs, out_chs, mode="attn"), seed).double().eval()
     x = np.random.default_rng(seed).normal(size=(1, in_chs, h, w))
     trace = {}
-    upsampled = layers.dfc_attention(get_ops(backend), numpy_params(module, False), f"{PREFIX}.short_conv", x,
-                                     (h, w), trace=trace)
+    upsampled = layers.dfc_attention(
+        get_ops(backend), numpy_params(module, False), f"{PREFIX}.short_conv", x, (h, w), trace=trace
+    )
     with torch.no_grad():
         gate = module.dfc_gate(torch.from_numpy(x))
         expected_upsampled = torch.nn.functional.interpolate(gate, size=(h, w), mode="nearest").numpy()
@@ -89,9 +100,17 @@ def test_squeeze_excite(backend, chs, h, w, seed):
 
 @settings(max_examples=30, deadline=None)
 @given(
-    in_chs=st.integers(2, 12), mid_chs=st.integers(2, 16), out_chs=st.integers(2, 12), k=st.sampled_from([3, 5]),
-    stride=st.sampled_from([1, 2]), se=st.sampled_from([0.0, 0.25]), mode=st.sampled_from(["original", "attn"]),
-    h=st.integers(2, 15), w=st.integers(2, 15), fold=st.booleans(), seed=st.integers(0, 2**16),
+    in_chs=st.integers(2, 12),
+    mid_chs=st.integers(2, 16),
+    out_chs=st.integers(2, 12),
+    k=st.sampled_from([3, 5]),
+    stride=st.sampled_from([1, 2]),
+    se=st.sampled_from([0.0, 0.25]),
+    mode=st.sampled_from(["original", "attn"]),
+    h=st.integers(2, 15),
+    w=st.integers(2, 15),
+    fold=st.booleans(),
+    seed=st.integers(0, 2**16),
 )
 def test_ghost_bottleneck(backend, in_chs, mid_chs, out_chs, k, stride, se, mode, h, w, fold, seed):
     torch.manual_seed(seed)
@@ -103,8 +122,11 @@ def test_ghost_bottleneck(backend, in_chs, mid_chs, out_chs, k, stride, se, mode
     assert_close(out, torch_reference(module, x))
 
 
-@pytest.mark.parametrize("in_chs,out_chs,stride", [(16, 16, 1), (80, 112, 1), (16, 24, 2)],
-                         ids=["identity", "conv-shortcut-stride-1 (blocks.6.3)", "conv-shortcut-stride-2"])
+@pytest.mark.parametrize(
+    "in_chs,out_chs,stride",
+    [(16, 16, 1), (80, 112, 1), (16, 24, 2)],
+    ids=["identity", "conv-shortcut-stride-1 (blocks.6.3)", "conv-shortcut-stride-2"],
+)
 def test_bottleneck_shortcut_kinds_and_param_shapes(in_chs, out_chs, stride):
     spec = BlockSpec(PREFIX, 0, in_chs, 48, out_chs, 3, stride, 12, "attn")
     module = GhostBottleneck(in_chs, 48, out_chs, 3, stride, 0.25, "attn")

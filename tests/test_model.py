@@ -4,9 +4,9 @@ statistics, square and non-square odd sizes, batch 1 and 3, float32 and float64.
 import numpy as np
 import pytest
 import torch
+from torch_reference import build_torch_model, randomize_batchnorm, state_dict_numpy, torch_forward
 
 import ghostnp
-from torch_reference import build_torch_model, randomize_batchnorm, state_dict_numpy, torch_forward
 
 OFFICIAL = ["ghostnetv2_100", "ghostnetv2_130", "ghostnetv2_160", "ghostnet_100"]
 # (H, W), batch, dtype: every size, both batch sizes and both dtypes appear for every model.

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("numba")
 
-from ghostnp.ops import OP_NAMES, numba_kernels, numba_ops, numpy_ops  # noqa: E402
+from ghostnp.ops import OP_NAMES, numba_kernels, numba_ops, numpy_ops
 
 RTOL = {np.float64: 1e-10, np.float32: 1e-5}
 DTYPES = [np.float64, np.float32]

@@ -18,9 +18,9 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from strategies import conv_cases
 
 from ghostnp.ops import OP_NAMES
-from strategies import conv_cases
 
 RTOL = {np.float64: 1e-10, np.float32: 1e-5}
 DTYPES = [np.float64, np.float32]
@@ -78,7 +78,6 @@ def assert_each_close(actual, expected, dtype):
 # ---------------------------------------------------------------------------------------------------- conv2d
 
 
-
 @property_test
 @given(case=conv_cases(), dtype=dtypes, weight_dtype=dtypes, seed=seeds)
 def test_conv2d_matches_torch(ops, case, dtype, weight_dtype, seed):
@@ -104,7 +103,8 @@ def test_conv2d_by_hand(ops, dtype):
     ones = np.ones((1, 1, 3, 3), dtype)
     np.testing.assert_array_equal(ops.conv2d(x, ones), [[[[45]]]])
     np.testing.assert_array_equal(
-        ops.conv2d(x, ones, padding=1), [[[[12, 21, 16], [27, 45, 33], [24, 39, 28]]]]  # 3 x 3 neighbourhood sums
+        ops.conv2d(x, ones, padding=1),
+        [[[[12, 21, 16], [27, 45, 33], [24, 39, 28]]]],  # 3 x 3 neighbourhood sums
     )
     # Cross-correlation, not convolution: the top-left tap w[0, 0] reads the pixel up and to the left.
     corner_and_centre = np.array([[[[1, 0, 0], [0, 10, 0], [0, 0, 0]]]], dtype)

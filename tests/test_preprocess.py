@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from ghostnp.errors import ImageError
-from ghostnp.images import sample_image_path
-from ghostnp.preprocess import center_crop, preprocess, resize_shorter_side, resized_size, to_normalized_array
-from ghostnp.pretrained import get_pretrained_config
+from ghostnp.images.decode import sample_image_path
+from ghostnp.images.preprocess import center_crop, preprocess, resize_shorter_side, resized_size, to_normalized_array
+from ghostnp.weights.pretrained import get_pretrained_config
 
 torch = pytest.importorskip("torch")
 
@@ -69,8 +69,22 @@ def test_preprocess_equals_timm_on_random_images(height, width, seed):
 
 @pytest.mark.parametrize(
     "height, width",
-    [(1, 1), (1, 40), (40, 1), (2, 3), (100, 150), (150, 100), (224, 224), (255, 256), (256, 256),
-     (256, 257), (257, 300), (300, 451), (451, 300), (1000, 999)],
+    [
+        (1, 1),
+        (1, 40),
+        (40, 1),
+        (2, 3),
+        (100, 150),
+        (150, 100),
+        (224, 224),
+        (255, 256),
+        (256, 256),
+        (256, 257),
+        (257, 300),
+        (300, 451),
+        (451, 300),
+        (1000, 999),
+    ],
 )
 def test_preprocess_equals_timm_on_tiny_small_and_odd_sizes(height, width):
     pixels = random_rgb(height, width, seed=height * 1000 + width)
@@ -134,8 +148,16 @@ def test_preprocess_equals_timm_in_every_mode(mode, tmp_path):
 
 @pytest.mark.parametrize(
     "size, expected",
-    [((451, 300), (384, 256)), ((300, 451), (256, 384)), ((256, 256), (256, 256)), ((100, 50), (512, 256)),
-     ((1, 1), (256, 256)), ((3, 1000), (256, 85333)), ((257, 256), (257, 256)), ((7, 6), (298, 256))],
+    [
+        ((451, 300), (384, 256)),
+        ((300, 451), (256, 384)),
+        ((256, 256), (256, 256)),
+        ((100, 50), (512, 256)),
+        ((1, 1), (256, 256)),
+        ((3, 1000), (256, 85333)),
+        ((257, 256), (257, 256)),
+        ((7, 6), (298, 256)),
+    ],
 )
 def test_resized_size_by_hand(size, expected):
     # 256 * 451 / 300 = 384.85 -> 384; 256 * 1000 / 3 = 85333.3 -> 85333; 256 * 7 / 6 = 298.67 -> 298
@@ -156,8 +178,11 @@ def test_resize_shorter_side_keeps_an_image_of_the_right_size():
 
 def test_resize_shorter_side_uses_the_named_filter():
     image = Image.fromarray(random_rgb(30, 40, seed=7))
-    for name, resample in [("bicubic", Image.Resampling.BICUBIC), ("bilinear", Image.Resampling.BILINEAR),
-                           ("nearest", Image.Resampling.NEAREST)]:
+    for name, resample in [
+        ("bicubic", Image.Resampling.BICUBIC),
+        ("bilinear", Image.Resampling.BILINEAR),
+        ("nearest", Image.Resampling.NEAREST),
+    ]:
         expected = image.resize((341, 256), resample)
         np.testing.assert_array_equal(np.asarray(resize_shorter_side(image, 256, name)), np.asarray(expected))
     with pytest.raises(ValueError, match="unknown interpolation 'lanczos'"):
@@ -218,8 +243,12 @@ def test_every_pretrained_model_uses_the_same_transform():
 def test_config_override_changes_size_crop_and_statistics():
     pixels = random_rgb(300, 400, seed=4)
     config = dataclasses.replace(
-        get_pretrained_config("ghostnetv2_100"), input_size=(3, 160, 160), crop_pct=1.0, mean=(0.5,) * 3,
-        std=(0.5,) * 3, interpolation="bilinear",
+        get_pretrained_config("ghostnetv2_100"),
+        input_size=(3, 160, 160),
+        crop_pct=1.0,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+        interpolation="bilinear",
     )
     resized = Image.fromarray(pixels).resize((213, 160), Image.Resampling.BILINEAR)  # int(160 * 400 / 300)
     top, left = 0, int(round((213 - 160) / 2.0))

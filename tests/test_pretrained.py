@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 import ghostnp
-from ghostnp.pretrained import IMAGENET_MEAN, IMAGENET_STD, get_pretrained_config, list_pretrained
+from ghostnp.weights.pretrained import IMAGENET_MEAN, IMAGENET_STD, get_pretrained_config, list_pretrained
 
 PAPER_TOP1 = {"ghostnetv2_100": 75.3, "ghostnetv2_130": 76.9, "ghostnetv2_160": 77.8, "ghostnet_100": 73.9}
 RELEASE = "https://github.com/huawei-noah/Efficient-AI-Backbones/releases/download/GhostNetV2/"
@@ -84,7 +84,7 @@ def test_configs_are_frozen():
 
 
 def test_registry_module_imports_the_standard_library_only():
-    source = Path(sys.modules["ghostnp.pretrained"].__file__).read_text()
+    source = Path(sys.modules["ghostnp.weights.pretrained"].__file__).read_text()
     imported = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):

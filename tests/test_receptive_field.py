@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 import ghostnp
-from ghostnp import layers
-from ghostnp.receptive_field import (
+from ghostnp.network import layers
+from ghostnp.teaching.receptive_field import (
     FieldMap,
     FieldOps,
     effective_receptive_field,
@@ -55,7 +55,9 @@ def test_rectangular_kernels_widen_one_axis_and_pooling_drops_the_odd_row():
 
 def ghost_module_fields(size, mode, through_se=True):
     params = shape_only(layers.ghost_module_shapes("g", 4, 4, mode))
-    return layers.ghost_module(FieldOps(through_se), params, "g", pixels(size, channels=4), out_chs=4, use_act=True, mode=mode)
+    return layers.ghost_module(
+        FieldOps(through_se), params, "g", pixels(size, channels=4), out_chs=4, use_act=True, mode=mode
+    )
 
 
 def test_ghost_module_v1_sees_3_pixels():

@@ -11,7 +11,6 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
-
 from torch_reference import (
     MODELS,
     GhostBottleneck,

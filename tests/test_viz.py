@@ -12,8 +12,8 @@ matplotlib = pytest.importorskip("matplotlib")
 matplotlib.use("Agg")
 
 import ghostnp  # noqa: E402
-from ghostnp import viz  # noqa: E402
-from ghostnp.receptive_field import effective_receptive_field, theoretical_receptive_fields  # noqa: E402
+from ghostnp.teaching import viz  # noqa: E402
+from ghostnp.teaching.receptive_field import effective_receptive_field, theoretical_receptive_fields  # noqa: E402
 
 
 def render(fig):
@@ -105,7 +105,7 @@ def test_wrong_shapes_say_what_to_pass():
 
 def test_import_ghostnp_does_not_import_matplotlib_and_a_missing_one_is_one_sentence():
     code = (
-        "import sys, ghostnp, ghostnp.viz, ghostnp.receptive_field, ghostnp.autograd\n"
+        "import sys, ghostnp, ghostnp.teaching.viz, ghostnp.teaching.receptive_field, ghostnp.autodiff.record\n"
         "assert 'matplotlib' not in sys.modules, 'matplotlib imported'\n"
         "sys.modules['matplotlib'] = None\n"
         "try:\n"
@@ -114,4 +114,7 @@ def test_import_ghostnp_does_not_import_matplotlib_and_a_missing_one_is_one_sent
         "    print(e)\n"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert result.stdout.strip() == "ghostnp.viz needs matplotlib, which is not installed: pip install 'ghostnp[notebooks]'"
+    assert (
+        result.stdout.strip()
+        == "ghostnp.viz needs matplotlib, which is not installed: pip install 'ghostnp[notebooks]'"
+    )

@@ -13,10 +13,9 @@ import zipfile
 import numpy as np
 import pytest
 import torch
-
 from checkpoint_factory import safetensors_bytes, small_state_dict
-from ghostnp.errors import CheckpointError
-from weights_converter import read_checkpoint
+
+from weights_converter import CheckpointError, read_checkpoint
 
 LFS_POINTER = (
     "version https://git-lfs.github.com/spec/v1\n"
@@ -143,9 +142,22 @@ def entry(dtype, shape, begin, end):
         ({"w": {"dtype": "F32", "shape": [1]}}, bytes(4), None, "exactly dtype, shape and data_offsets"),
         ({"__metadata__": {"a": 1}}, b"", None, "map strings to strings"),
     ],
-    ids=["header-over-limit", "header-past-end", "overlap", "hole", "trailing", "data-past-end", "size-mismatch",
-         "huge-shape", "unknown-dtype", "negative-dim", "bool-dim", "reversed-offsets", "missing-field",
-         "metadata-not-strings"],  # fmt: skip
+    ids=[
+        "header-over-limit",
+        "header-past-end",
+        "overlap",
+        "hole",
+        "trailing",
+        "data-past-end",
+        "size-mismatch",
+        "huge-shape",
+        "unknown-dtype",
+        "negative-dim",
+        "bool-dim",
+        "reversed-offsets",
+        "missing-field",
+        "metadata-not-strings",
+    ],  # fmt: skip
 )
 def test_safetensors_header_checks(tmp_path, header, data, header_size, match):
     raises_naming_file(safetensors_file(tmp_path, header, data, header_size), match)

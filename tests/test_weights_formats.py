@@ -9,7 +9,6 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
-
 from checkpoint_factory import (
     converted_values,
     expected_arrays,
@@ -21,6 +20,7 @@ from checkpoint_factory import (
     with_profiler_buffers,
     zip_member,
 )
+
 from weights_converter import read_checkpoint
 
 

@@ -11,12 +11,11 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
+from checkpoint_factory import safetensors_bytes
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from checkpoint_factory import safetensors_bytes
-from ghostnp.errors import CheckpointError
-from weights_converter import read_checkpoint
+from weights_converter import CheckpointError, read_checkpoint
 from weights_converter.reader import UNEXPECTED
 
 STATE = OrderedDict(

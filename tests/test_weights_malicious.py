@@ -13,10 +13,9 @@ from collections import OrderedDict
 import numpy as np
 import pytest
 import torch
-
 from checkpoint_factory import binunicode, replace_member, small_state_dict, zip_checkpoint, zip_member
-from ghostnp.errors import CheckpointError
-from weights_converter import read_checkpoint
+
+from weights_converter import CheckpointError, read_checkpoint
 
 
 def binint(value: int) -> bytes:
@@ -89,7 +88,7 @@ PAYLOAD_NAMES = list(payloads("x"))
 def test_payload_is_live_under_the_standard_pickle(tmp_path, name):
     """Proof that the payloads would run: the standard pickle module creates the sentinel."""
     sentinel = tmp_path / "pwned"
-    result = pickle.loads(payloads(sentinel)[name])  # noqa: S301 - deliberately, to prove the payload is live
+    result = pickle.loads(payloads(sentinel)[name])
     if isinstance(result, subprocess.Popen):
         result.wait()
     assert sentinel.exists()
@@ -121,9 +120,21 @@ def test_code_running_pickle_is_refused_and_nothing_runs(tmp_path, name, wrap):
         (b"\x80\x02ctorch\nload\n.", "can run code"),
         (b"\x80\x02ctorch._utils\n_rebuild_tensor_v2\n)R.", "0 arguments"),
     ],
-    ids=["setitem-on-list", "append-on-dict", "appends-on-dict", "build-on-list", "reduce-on-list",
-         "unhashable-key", "memo-miss", "stack-underflow", "open-mark", "huge-long", "string-past-end",
-         "torch.load", "wrong-arity"],  # fmt: skip
+    ids=[
+        "setitem-on-list",
+        "append-on-dict",
+        "appends-on-dict",
+        "build-on-list",
+        "reduce-on-list",
+        "unhashable-key",
+        "memo-miss",
+        "stack-underflow",
+        "open-mark",
+        "huge-long",
+        "string-past-end",
+        "torch.load",
+        "wrong-arity",
+    ],  # fmt: skip
 )
 def test_malformed_pickle_is_refused(tmp_path, data_pkl, match):
     raises_naming_file(zip_checkpoint(tmp_path / "bad.pth", data_pkl), match)
@@ -134,16 +145,44 @@ def test_malformed_pickle_is_refused(tmp_path, data_pkl, match):
     [
         (binunicode("storage"), "external data by a str"),
         (b"(" + binunicode("module") + b"t", "whole pickled model"),
-        (b"(" + binunicode("storage") + b"ctorch\nFloatStorage\n" + binunicode("0") + binunicode("cpu") + b"t",
-         "4-tuple of kind 'storage'"),
-        (b"(" + binunicode("storage") + binunicode("FloatStorage") + binunicode("0") + binunicode("cpu")
-         + binint(4) + b"t", "malformed"),
-        (b"(" + binunicode("storage") + b"ctorch\nComplexFloatStorage\n" + binunicode("0") + binunicode("cpu")
-         + binint(4) + b"t", "ComplexFloatStorage"),
-        (b"(" + binunicode("storage") + b"ctorch\nFloatStorage\n" + binint(0) + binunicode("cpu")
-         + binint(4) + b"t", "malformed"),
-        (b"(" + binunicode("storage") + b"ctorch\nFloatStorage\n" + binunicode("0") + binunicode("cpu")
-         + binint(-4) + b"t", "malformed"),
+        (
+            b"(" + binunicode("storage") + b"ctorch\nFloatStorage\n" + binunicode("0") + binunicode("cpu") + b"t",
+            "4-tuple of kind 'storage'",
+        ),
+        (
+            b"("
+            + binunicode("storage")
+            + binunicode("FloatStorage")
+            + binunicode("0")
+            + binunicode("cpu")
+            + binint(4)
+            + b"t",
+            "malformed",
+        ),
+        (
+            b"("
+            + binunicode("storage")
+            + b"ctorch\nComplexFloatStorage\n"
+            + binunicode("0")
+            + binunicode("cpu")
+            + binint(4)
+            + b"t",
+            "ComplexFloatStorage",
+        ),
+        (
+            b"(" + binunicode("storage") + b"ctorch\nFloatStorage\n" + binint(0) + binunicode("cpu") + binint(4) + b"t",
+            "malformed",
+        ),
+        (
+            b"("
+            + binunicode("storage")
+            + b"ctorch\nFloatStorage\n"
+            + binunicode("0")
+            + binunicode("cpu")
+            + binint(-4)
+            + b"t",
+            "malformed",
+        ),
     ],
     ids=["string", "module", "short-tuple", "type-is-string", "complex", "key-is-int", "negative-numel"],
 )
@@ -185,8 +224,15 @@ def test_storage_record_size_lie_in_a_real_checkpoint(tmp_path):
         (4, -1, (2,), (1,)),
         (4, 0, (2,), (-1,)),
     ],
-    ids=["past-end", "offset-past-end", "stride-past-end", "stride-0-huge", "rank-mismatch", "negative-offset",
-         "negative-stride"],  # fmt: skip
+    ids=[
+        "past-end",
+        "offset-past-end",
+        "stride-past-end",
+        "stride-0-huge",
+        "rank-mismatch",
+        "negative-offset",
+        "negative-stride",
+    ],  # fmt: skip
 )
 def test_view_outside_its_storage_is_refused(tmp_path, numel, offset, size, stride):
     path = zip_checkpoint(tmp_path / "bad.pth", tensor_pickle(numel, offset, size, stride), {"0": bytes(4 * numel)})

@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ghostnp.errors import CheckpointError
+from weights_converter import CheckpointError
 from weights_converter.pickle_machine import Limits, Record, is_forbidden, unpickle
 
 hashables = st.one_of(

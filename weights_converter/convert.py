@@ -1,7 +1,8 @@
 """``convert``: a checkpoint in, ghostnp's ``.npz`` out (weights plus JSON metadata, no pickle).
 
 The ``.npz`` holds one float32 array per state_dict key and ``__metadata__``, a 0-d unicode array with
-JSON: the architecture, the source file's name and sha256, and the converter's version. It is written to a
+JSON: the source file's name, format and sha256, the converter's version, and whatever the caller adds
+(ghostnp adds the architecture it recognised). It is written to a
 temporary file beside the target, flushed to disk, then renamed into place, so a crash never leaves a
 half-written file under the target's name.
 """
@@ -11,13 +12,12 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
-from ghostnp.errors import CheckpointError
-
-from .architecture import check_architecture, detect_architecture
+from .errors import CheckpointError
 from .npz import METADATA_KEY
 from .reader import read_checkpoint
 
@@ -55,7 +55,12 @@ def write_npz(weights: dict[str, np.ndarray], metadata: dict, out: Path) -> None
         raise
 
 
-def convert(src: str | os.PathLike, out: str | os.PathLike | None = None, arch: str | None = None) -> Path:
+def convert(
+    src: str | os.PathLike,
+    out: str | os.PathLike | None = None,
+    *,
+    describe: Callable[[dict[str, np.ndarray], str], dict] | None = None,
+) -> Path:
     """Convert a weights file to ghostnp's ``.npz``.
 
     Parameters
@@ -64,9 +69,10 @@ def convert(src: str | os.PathLike, out: str | os.PathLike | None = None, arch: 
         Any file ``read_checkpoint`` reads.
     out : str or PathLike, optional
         Where to write; defaults to ``src`` with its weight suffixes replaced by ``.npz``.
-    arch : str, optional
-        The expected architecture (e.g. 'ghostnetv2_100'); by default it is recognised from the keys and
-        shapes. Either way the weights must fit the architecture exactly.
+    describe : callable, optional
+        ``describe(weights, source) -> dict``: more metadata to store (JSON-serialisable), computed from the
+        weights before anything is written; it may raise to refuse them. ghostnp passes its architecture
+        recogniser here.
 
     Returns
     -------
@@ -78,12 +84,8 @@ def convert(src: str | os.PathLike, out: str | os.PathLike | None = None, arch: 
     if out.exists() and out.resolve() == src.resolve():
         raise CheckpointError(f"{src}: refusing to overwrite the source; choose another output with -o")
     weights, info = read_checkpoint(src)
-    if arch is None:
-        arch = detect_architecture(weights, source=str(src))
-    else:
-        check_architecture(weights, arch, source=str(src))
+    extra = {} if describe is None else describe(weights, str(src))
     metadata = {
-        "architecture": arch,
         "source_file": src.name,
         "source_sha256": info["sha256"],
         "source_format": info["format"],
@@ -91,6 +93,7 @@ def convert(src: str | os.PathLike, out: str | os.PathLike | None = None, arch: 
         "dropped": len(info["dropped"]),
         "converter": "weights_converter",
         "converter_version": CONVERTER_VERSION,
+        **extra,
     }
     write_npz(weights, metadata, out)
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from ghostnp.errors import CheckpointError
+from .errors import CheckpointError
 
 ZIP_MAGIC = b"PK\x03\x04"
 EMPTY_ZIP_MAGIC = b"PK\x05\x06"

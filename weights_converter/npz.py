@@ -15,8 +15,7 @@ import zipfile
 
 import numpy as np
 
-from ghostnp.errors import CheckpointError
-
+from .errors import CheckpointError
 from .zip_archive import read_member
 
 METADATA_KEY = "__metadata__"

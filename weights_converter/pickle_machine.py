@@ -24,10 +24,11 @@ from __future__ import annotations
 
 import re
 import struct
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, NoReturn
+from typing import Any, NoReturn
 
-from ghostnp.errors import CheckpointError
+from .errors import CheckpointError
 
 FORBIDDEN_MODULES = frozenset(
     "os posix nt sys subprocess builtins __builtin__ shutil importlib imp pty socket runpy code codeop pickle "

@@ -8,9 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ghostnp.errors import CheckpointError
-
 from . import formats, state_dict
+from .errors import CheckpointError
 from .npz import read_npz
 from .safetensors import read_safetensors
 from .tensors import TensorRef

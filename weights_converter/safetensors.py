@@ -13,8 +13,7 @@ import math
 
 import numpy as np
 
-from ghostnp.errors import CheckpointError
-
+from .errors import CheckpointError
 from .tensors import bfloat16_to_float32
 
 MAX_HEADER_BYTES = 100_000_000
@@ -67,9 +66,7 @@ def _check_entry(name: str, entry, source: str) -> None:
         raise CheckpointError(f"{source}: safetensors entry {name!r} must have exactly dtype, shape and data_offsets")
     dtype, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
     if dtype not in DTYPES:
-        raise CheckpointError(
-            f"{source}: tensor {name!r} has dtype {dtype!r:.20}; ghostnp reads {', '.join(DTYPES)}"
-        )
+        raise CheckpointError(f"{source}: tensor {name!r} has dtype {dtype!r:.20}; ghostnp reads {', '.join(DTYPES)}")
     if type(shape) is not list or not all(type(n) is int and n >= 0 for n in shape):
         raise CheckpointError(f"{source}: tensor {name!r} has shape {shape!r:.80}, not a list of sizes")
     if not (type(offsets) is list and len(offsets) == 2 and all(type(n) is int and n >= 0 for n in offsets)

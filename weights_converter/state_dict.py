@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ghostnp.errors import CheckpointError
-
+from .errors import CheckpointError
 from .pickle_machine import Record
 from .tensors import TensorRef
 
@@ -30,8 +29,10 @@ def _is_tensor(value) -> bool:
 
 
 def _is_state_dict(value) -> bool:
-    return type(value) is dict and bool(value) and all(
-        type(key) is str and _is_tensor(item) for key, item in value.items()
+    return (
+        type(value) is dict
+        and bool(value)
+        and all(type(key) is str and _is_tensor(item) for key, item in value.items())
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ghostnp.errors import CheckpointError
+from .errors import CheckpointError
 
 MAX_DIMS = 16
 

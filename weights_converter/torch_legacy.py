@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ghostnp.errors import CheckpointError
-
+from .errors import CheckpointError
 from .pickle_machine import unpickle
 from .tensors import StorageType, decode_storage, materialize
 from .torch_pickle import parse_storage_id, storage_ref, torch_globals
@@ -66,9 +65,7 @@ def read_torch_legacy(data: bytes, source: str, choose) -> dict[str, np.ndarray]
             raise CheckpointError(f"{source}: storage {key!r} is declared twice with different types or sizes")
         return storage_ref(key, storage_type, numel, view, source)
 
-    tree, position = unpickle(
-        data, source=source, globals_table=table, persistent_load=load_storage, start=position
-    )
+    tree, position = unpickle(data, source=source, globals_table=table, persistent_load=load_storage, start=position)
     keys, position = unpickle(data, source=source, globals_table=table, start=position)
     if type(keys) is not list or not all(type(key) is str for key in keys) or len(set(keys)) != len(keys):
         raise CheckpointError(f"{source}: the legacy checkpoint's list of storage keys is malformed")

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ghostnp.errors import CheckpointError
-
+from .errors import CheckpointError
 from .pickle_machine import Handler
 from .tensors import STORAGE_TYPES, StorageRef, StorageType, TensorRef, make_tensor
 

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
+
 import numpy as np
 
-from ghostnp.errors import CheckpointError
-
+from .errors import CheckpointError
 from .pickle_machine import unpickle
 from .tensors import StorageRef, decode_storage, materialize
 from .torch_pickle import parse_storage_id, torch_globals
@@ -97,4 +97,3 @@ def _byteorder(archive: zipfile.ZipFile, folder: str, source: str) -> str:
     if order not in (b"little", b"big"):
         raise CheckpointError(f"{source}: the zip's byteorder record says {order[:8]!r}, not 'little' or 'big'")
     return "<" if order == b"little" else ">"
-

@@ -10,11 +10,11 @@ from __future__ import annotations
 import struct
 import zipfile
 import zlib
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from ghostnp.errors import CheckpointError
+from .errors import CheckpointError
 
 MAX_MEMBERS = 100_000
 

@@ -12,25 +12,9 @@ import importlib
 import os
 
 from . import numpy_ops
+from .names import OP_NAMES  # noqa: F401  (re-exported: ghostnp.ops.OP_NAMES)
 
 BACKENDS = ("numpy", "numba", "auto")
-
-OP_NAMES = (
-    "conv2d",
-    "batch_norm",
-    "relu",
-    "sigmoid",
-    "hard_sigmoid",
-    "avg_pool_2x2",
-    "global_avg_pool",
-    "upsample_nearest",
-    "linear",
-    "add",
-    "multiply",
-    "concat_channels",
-    "slice_channels",
-    "flatten",
-)
 
 
 def numba_available():

@@ -16,7 +16,8 @@ kernel compiles for at most two signatures (float32, float64), cached on disk (`
 
 import numpy as np
 
-from . import OP_NAMES, numba_kernels, numpy_ops
+from . import numba_kernels, numpy_ops
+from .names import OP_NAMES
 from .numpy_ops import _pair, nearest_source_index
 
 ACCELERATED = ("conv2d", "sigmoid", "avg_pool_2x2", "upsample_nearest")

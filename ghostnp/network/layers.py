@@ -84,8 +84,15 @@ def ghost_module(ops, params, prefix, x, *, out_chs, use_act, mode="original", t
     act = "relu" if use_act else None
     x1 = conv_bn(ops, params, f"{prefix}.primary_conv.0", f"{prefix}.primary_conv.1", x, act=act, trace=trace)
     x2 = conv_bn(  # the cheap operation: depthwise 3x3 on the intrinsic maps
-        ops, params, f"{prefix}.cheap_operation.0", f"{prefix}.cheap_operation.1", x1,
-        padding=1, groups=init_chs, act=act, trace=trace,
+        ops,
+        params,
+        f"{prefix}.cheap_operation.0",
+        f"{prefix}.cheap_operation.1",
+        x1,
+        padding=1,
+        groups=init_chs,
+        act=act,
+        trace=trace,
     )  # (N, init_chs, H, W)
     out = ops.slice_channels(ops.concat_channels(x1, x2), out_chs)  # (N, out_chs, H, W)
     if mode == "attn":
@@ -139,16 +146,30 @@ def ghost_bottleneck(ops, params, spec, x, *, trace=None):
     y = ghost_module(ops, params, f"{p}.ghost1", x, out_chs=spec.mid_chs, use_act=True, mode=spec.mode, trace=trace)
     if spec.stride > 1:
         y = conv_bn(  # (N, mid_chs, H / s, W / s)
-            ops, params, f"{p}.conv_dw", f"{p}.bn_dw", y,
-            stride=spec.stride, padding=(k - 1) // 2, groups=spec.mid_chs, trace=trace,
+            ops,
+            params,
+            f"{p}.conv_dw",
+            f"{p}.bn_dw",
+            y,
+            stride=spec.stride,
+            padding=(k - 1) // 2,
+            groups=spec.mid_chs,
+            trace=trace,
         )
     if spec.se_chs:
         y = squeeze_excite(ops, params, f"{p}.se", y, trace=trace)
     y = ghost_module(ops, params, f"{p}.ghost2", y, out_chs=spec.out_chs, use_act=False, trace=trace)
     if spec.has_conv_shortcut:
         s = conv_bn(  # (N, in_chs, H / s, W / s)
-            ops, params, f"{p}.shortcut.0", f"{p}.shortcut.1", x,
-            stride=spec.stride, padding=(k - 1) // 2, groups=spec.in_chs, trace=trace,
+            ops,
+            params,
+            f"{p}.shortcut.0",
+            f"{p}.shortcut.1",
+            x,
+            stride=spec.stride,
+            padding=(k - 1) // 2,
+            groups=spec.in_chs,
+            trace=trace,
         )
         s = conv_bn(ops, params, f"{p}.shortcut.2", f"{p}.shortcut.3", s, trace=trace)  # (N, out_chs, H/s, W/s)
     else:

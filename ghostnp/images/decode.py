@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ghostnp.errors import ImageError
+from ..errors import ImageError
 
 ALLOWED_FORMATS = ("BMP", "GIF", "JPEG", "PNG", "PPM", "TIFF", "WEBP")
 """Pillow format names :func:`load_image` opens; any other file, whatever its name, is refused."""
@@ -109,9 +109,7 @@ def load_image(source, *, max_pixels=DEFAULT_MAX_PIXELS, exif_transpose=False, r
     elif isinstance(source, (str, os.PathLike)):
         return _load_file(Path(source), max_pixels, exif_transpose, rescale_16bit)
     else:
-        raise TypeError(
-            f"load_image takes a file path, a PIL image or a numpy array, not {type(source).__name__}"
-        )
+        raise TypeError(f"load_image takes a file path, a PIL image or a numpy array, not {type(source).__name__}")
     _check_pixel_count(image.size, max_pixels, name)
     try:
         return _to_rgb(image, exif_transpose, rescale_16bit)
@@ -135,8 +133,10 @@ def _load_file(path, max_pixels, exif_transpose, rescale_16bit):
     except IsADirectoryError as error:
         raise ImageError(f"{path} is a folder, not an image file. Pass the image files inside it.") from error
     except Image.UnidentifiedImageError as error:
-        reason = "it is empty (0 bytes)" if path.stat().st_size == 0 else (
-            f"it is not an image in one of the allowed formats ({', '.join(ALLOWED_FORMATS)})"
+        reason = (
+            "it is empty (0 bytes)"
+            if path.stat().st_size == 0
+            else (f"it is not an image in one of the allowed formats ({', '.join(ALLOWED_FORMATS)})")
         )
         raise ImageError(f"cannot read image file {path}: {reason}. {_WHAT_TO_DO}") from error
     except Image.DecompressionBombError as error:

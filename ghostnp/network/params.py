@@ -10,8 +10,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..errors import CheckpointError
 from . import layers
-from .errors import CheckpointError
 
 # Keys a checkpoint may carry that inference does not use: BatchNorm's step counter and the buffers that
 # a FLOP profiler (thop) leaves in the official GhostNetV2 release.
@@ -80,7 +80,11 @@ class KeyDiff:
     def describe(self):
         """Every kind of difference on its own line, at most ``SHOWN_KEYS`` keys each."""
         lines = []
-        for label, keys in (("missing", self.missing), ("unexpected", self.unexpected), ("wrong shape", self.wrong_shape)):
+        for label, keys in (
+            ("missing", self.missing),
+            ("unexpected", self.unexpected),
+            ("wrong shape", self.wrong_shape),
+        ):
             if keys:
                 more = f" ... and {len(keys) - SHOWN_KEYS} more" if len(keys) > SHOWN_KEYS else ""
                 lines.append(f"  {len(keys)} {label}: {', '.join(keys[:SHOWN_KEYS])}{more}")
@@ -125,7 +129,9 @@ def validate_params(weights, arch, source="weights"):
             raise CheckpointError(f"{source}: {key} has dtype {value.dtype}; expected floating-point weights")
         value = value if value.dtype in (np.float32, np.float64) else value.astype(np.float32)
         if not np.all(np.isfinite(value)):
-            raise CheckpointError(f"{source}: {key} contains NaN or Inf values; the file is damaged or was saved mid-divergence")
+            raise CheckpointError(
+                f"{source}: {key} contains NaN or Inf values; the file is damaged or was saved mid-divergence"
+            )
         if key.endswith(".running_var") and np.any(value < 0):
             raise CheckpointError(f"{source}: {key} has negative running variances; the file is damaged")
         clean[key] = value
@@ -166,7 +172,9 @@ def fold_batchnorm(params, eps=1e-5):
         mean, var = (np.asarray(params[f"{bn}.{s}"], np.float64) for s in ("running_mean", "running_var"))
         scale = weight / np.sqrt(var + eps)  # (C_out,)
         dtype = params[f"{conv}.weight"].dtype
-        folded[f"{conv}.weight"] = (params[f"{conv}.weight"].astype(np.float64) * scale[:, None, None, None]).astype(dtype)
+        folded[f"{conv}.weight"] = (params[f"{conv}.weight"].astype(np.float64) * scale[:, None, None, None]).astype(
+            dtype
+        )
         folded[f"{conv}.bias"] = (bias - mean * scale).astype(dtype)
         for s in layers.BN_SUFFIXES + ("num_batches_tracked",):
             folded.pop(f"{bn}.{s}", None)

@@ -41,12 +41,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import layers
-from .architecture import Architecture
-from .autograd import record
-from .ops.numpy_ops import nearest_source_index
-from .params import zero_params
-from .registry import get_architecture
+from ..autodiff.record import record
+from ..network import layers
+from ..network.architecture import Architecture
+from ..network.params import zero_params
+from ..network.registry import get_architecture
+from ..ops.numpy_ops import nearest_source_index
 
 _NO_PIXEL = np.iinfo(np.int64).max // 2  # the empty interval is (_NO_PIXEL, -_NO_PIXEL)
 
@@ -213,7 +213,9 @@ def theoretical_receptive_fields(model, input_size=224, *, through_se=True):
     >>> v1["blocks.2.0"].size, v2["blocks.2.0"].size      # the first DFC block
     ((43, 43), (71, 71))
     """
-    arch = get_architecture(model) if isinstance(model, str) else model if isinstance(model, Architecture) else model.arch
+    arch = (
+        get_architecture(model) if isinstance(model, str) else model if isinstance(model, Architecture) else model.arch
+    )
     h, w = (input_size, input_size) if np.isscalar(input_size) else tuple(input_size)
     ops = FieldOps(through_se)
     params = zero_params(arch)  # the field ops read shapes only
@@ -250,7 +252,9 @@ def effective_receptive_field(model, layer, input_size=224, *, num_inputs=8, uni
     tape, _, intermediates = record(model, x)
     if layer not in intermediates or intermediates[layer].ndim != 4:
         spatial = [k for k, v in intermediates.items() if v.ndim == 4]
-        raise ValueError(f"layer must be a key of forward_intermediates with a spatial output, e.g. {spatial[-1]!r}; got {layer!r}")
+        raise ValueError(
+            f"layer must be a key of forward_intermediates with a spatial output, e.g. {spatial[-1]!r}; got {layer!r}"
+        )
     value = intermediates[layer]
     i, j = (value.shape[2] // 2, value.shape[3] // 2) if unit is None else unit
     seed_grad = np.zeros_like(value)

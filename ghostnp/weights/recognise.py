@@ -9,15 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from ghostnp.errors import CheckpointError
-from ghostnp.params import compare_shapes
+from ..errors import CheckpointError
+from ..network.params import compare_shapes
+from ..network.registry import expected_shapes, list_models
 
 
 def model_shapes() -> dict[str, dict[str, tuple[int, ...]]]:
-    """``{name: ghostnp.expected_shapes(name)}`` for every model ghostnp builds."""
-    import ghostnp
-
-    return {name: ghostnp.expected_shapes(name) for name in ghostnp.list_models()}
+    """``{name: expected_shapes(name)}`` for every model of ``list_models()``."""
+    return {name: expected_shapes(name) for name in list_models()}
 
 
 def detect_architecture(

@@ -77,7 +77,14 @@ class Architecture:
 
 
 def build_architecture(
-    width=1.0, version=2, num_classes=NUM_CLASSES, *, stages=STAGES, final_conv_chs=FINAL_CONV_CHS, head_chs=HEAD_CHS, name=None
+    width=1.0,
+    version=2,
+    num_classes=NUM_CLASSES,
+    *,
+    stages=STAGES,
+    final_conv_chs=FINAL_CONV_CHS,
+    head_chs=HEAD_CHS,
+    name=None,
 ):
     """The block specs of GhostNet (``version=1``) or GhostNetV2 (``version=2``) at a width multiplier.
 

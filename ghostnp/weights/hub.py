@@ -47,9 +47,9 @@ from dataclasses import dataclass
 from http.client import HTTPException
 from pathlib import Path
 
-from .errors import CheckpointError, DownloadError
+from ..errors import CheckpointError, DownloadError
+from ..progress import progress_bar
 from .pretrained import PretrainedConfig, get_pretrained_config, list_pretrained
-from .progress import bar, finish, redraw
 
 TIMEOUT_SECONDS = 30.0
 """Seconds a connection attempt or a single read may block before the attempt fails."""
@@ -301,12 +301,12 @@ def _unavailable_message(config: PretrainedConfig, reason: str) -> str:
 
 def _convert_into(checkpoint: Path, target: Path, architecture: str) -> None:
     """Convert a checkpoint to ghostnp's ``.npz`` at ``target`` via a temporary folder; record its hash."""
-    import weights_converter  # imported lazily: needed once per set of weights
+    from .files import convert_weights  # the converter is imported lazily: needed once per set of weights
 
     scratch = _temporary_beside(target)
     scratch.mkdir()
     try:
-        written = Path(weights_converter.convert(checkpoint, out=scratch / target.name, arch=architecture))
+        written = convert_weights(checkpoint, out=scratch / target.name, arch=architecture)
         with open(written, "rb") as file:
             os.fsync(file.fileno())
         sha256 = file_sha256(written)
@@ -374,12 +374,13 @@ def _fetch_once(url: str, dest: Path, *, sha256: str | None, progress: bool, tim
             total = int(length) if length and length.isdigit() else None
             _say(progress, f"Downloading {url} to {dest}")
             digest, received = hashlib.sha256(), 0
-            while chunk := response.read1(CHUNK_BYTES):  # whatever has arrived, up to a chunk
-                file.write(chunk)
-                digest.update(chunk)
-                received += len(chunk)
-                _draw_progress(progress, dest.name, received, total)
-            _end_progress(progress)
+            bar = progress_bar(total, desc=dest.name, unit="B", enabled=progress, unit_scale=True, unit_divisor=1024)
+            with bar:
+                while chunk := response.read1(CHUNK_BYTES):  # whatever has arrived, up to a chunk
+                    file.write(chunk)
+                    digest.update(chunk)
+                    received += len(chunk)
+                    bar.update(len(chunk))
             if total is not None and received != total:
                 raise ConnectionError(f"the connection closed after {received} of {total} bytes")
             file.flush()
@@ -474,19 +475,3 @@ def _fsync_folder(folder: Path) -> None:
 def _say(progress: bool, message: str) -> None:
     if progress:
         print(message, file=sys.stderr, flush=True)
-
-
-def _draw_progress(progress: bool, name: str, received: int, total: int | None) -> None:
-    """Redraw a one-line text bar on stderr; only when stderr is a terminal."""
-    if not (progress and sys.stderr.isatty()):
-        return
-    if total:
-        redraw(f"{name}  {bar(received, total)} {received / 1e6:.1f} / {total / 1e6:.1f} MB")
-    else:
-        redraw(f"{name}  {received / 1e6:.1f} MB")
-
-
-def _end_progress(progress: bool) -> None:
-    """End the line of a finished progress bar."""
-    if progress and sys.stderr.isatty():
-        finish()

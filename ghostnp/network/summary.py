@@ -9,9 +9,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .model import GhostNet
 from .params import bn_to_conv_key, is_trainable, param_shapes, zero_params
 from .registry import get_architecture
-from .model import GhostNet
 
 
 @dataclass(frozen=True)

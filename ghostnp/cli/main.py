@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DownloadError, GhostnpError
-from .progress import bar, finish, redraw
+from ..errors import DownloadError, GhostnpError
+from ..progress import progress_bar
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 EXIT_FAILED_FILES = 1  # some inputs could not be classified
@@ -30,7 +30,7 @@ EXAMPLES = {
     "cache": "examples:\n  ghostnp cache            list the cached weights\n  ghostnp cache --clear    delete them",
     "info": "example:\n  ghostnp info",
     "bench": "examples:\n  ghostnp bench --quick                 batch 1, 1 thread, 5 rounds\n"
-             "  ghostnp bench --batch 1 32 --threads 1 2 --profile",
+    "  ghostnp bench --batch 1 32 --threads 1 2 --profile",
 }
 
 
@@ -44,17 +44,32 @@ def build_parser():
 
     def command(name, help_text):
         return commands.add_parser(
-            name, help=help_text, description=help_text, epilog=EXAMPLES[name],
+            name,
+            help=help_text,
+            description=help_text,
+            epilog=EXAMPLES[name],
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
 
     classify = command("classify", "Classify images (files, folders or glob patterns) and print the top classes.")
-    classify.add_argument("images", nargs="*", metavar="IMG|DIR|GLOB", help="image files, folders of images, or patterns")
+    classify.add_argument(
+        "images", nargs="*", metavar="IMG|DIR|GLOB", help="image files, folders of images, or patterns"
+    )
     classify.add_argument("--sample", action="store_true", help="also classify the sample image shipped with ghostnp")
-    classify.add_argument("--model", default="ghostnetv2_100", help="model name (see 'ghostnp models'; default %(default)s)")
+    classify.add_argument(
+        "--model", default="ghostnetv2_100", help="model name (see 'ghostnp models'; default %(default)s)"
+    )
     classify.add_argument("--topk", type=int, default=5, help="classes to show per image (default %(default)s)")
-    classify.add_argument("--weights", metavar="PATH", help="weights file (.pth, .pth.tar, .safetensors, .npz); default: the pretrained weights from the cache")
-    classify.add_argument("--backend", choices=("numpy", "numba", "auto"), help="op implementation (default: $GHOSTNP_BACKEND, else numpy)")
+    classify.add_argument(
+        "--weights",
+        metavar="PATH",
+        help="weights file (.pth, .pth.tar, .safetensors, .npz); default: the pretrained weights from the cache",
+    )
+    classify.add_argument(
+        "--backend",
+        choices=("numpy", "numba", "auto"),
+        help="op implementation (default: $GHOSTNP_BACKEND, else numpy)",
+    )
     classify.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default %(default)s)")
     classify.add_argument("--json", action="store_true", help="print JSON (one object per image) instead of a table")
 
@@ -78,7 +93,8 @@ def build_parser():
     command("info", "Print versions, the backend, and the cache folder.")
 
     command(
-        "bench", "Time ghostnp (NumPy, Numba) against PyTorch and ONNX Runtime, from a source checkout; "
+        "bench",
+        "Time ghostnp (NumPy, Numba) against PyTorch and ONNX Runtime, from a source checkout; "
         "other options go to benchmarks/bench.py (see 'python benchmarks/bench.py --help').",
     )
     return parser
@@ -100,9 +116,9 @@ def expand_inputs(patterns):
 
 
 def run_classify(args, out):
-    from .classification import eval_config, load_model, top_predictions
-    from .images import sample_image_path
-    from .preprocess import preprocess
+    from ..images.decode import sample_image_path
+    from ..images.preprocess import preprocess
+    from ..inference.classification import eval_config, load_model, top_predictions
 
     files = expand_inputs(args.images) + ([sample_image_path()] if args.sample else [])
     if not files:
@@ -115,7 +131,7 @@ def run_classify(args, out):
         return EXIT_NO_WEIGHTS
     config = eval_config(args.model)
     results, failures = [], 0
-    progress = Progress(len(files), enabled=len(files) > 1 and sys.stderr.isatty())
+    progress = progress_bar(len(files), desc="classify", unit="img", enabled=len(files) > 1 and not args.json)
     for start in range(0, len(files), args.batch_size):
         batch_files, inputs = [], []
         for path in files[start : start + args.batch_size]:
@@ -125,7 +141,7 @@ def run_classify(args, out):
             except (GhostnpError, OSError) as error:
                 failures += 1
                 print(f"ghostnp classify: skipped {path}: {error}", file=sys.stderr)
-            progress.advance()
+            progress.update(1)
         if inputs:
             logits = model(np.concatenate(inputs))  # (B, 1000)
             results.extend(zip(batch_files, top_predictions(logits, args.topk)))
@@ -142,25 +158,9 @@ def run_classify(args, out):
     return EXIT_FAILED_FILES if failures else 0
 
 
-class Progress:
-    """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
-
-    def __init__(self, total, enabled):
-        self.total, self.done, self.enabled = total, 0, enabled
-
-    def advance(self):
-        self.done += 1
-        if self.enabled:
-            redraw(f"{bar(self.done, self.total)} {self.done}/{self.total}")
-
-    def close(self):
-        if self.enabled:
-            finish()
-
-
 def run_models(args, out):
-    from .pretrained import list_pretrained
-    from .registry import list_models
+    from ..network.registry import list_models
+    from ..weights.pretrained import list_pretrained
 
     tags = list_pretrained()
     for name in list_models():
@@ -170,21 +170,21 @@ def run_models(args, out):
 
 
 def run_summary(args, out):
-    from .summary import summary
+    from ..network.summary import summary
 
     print(summary(args.model, args.input_size), file=out)
     return 0
 
 
 def run_convert(args, out):
-    from weights_converter import convert
+    from ..weights.files import convert_weights
 
-    print(convert(args.src, args.output, args.arch), file=out)
+    print(convert_weights(args.src, args.output, args.arch), file=out)
     return 0
 
 
 def run_download(args, out):
-    from .hub import fetch_pretrained
+    from ..weights.hub import fetch_pretrained
 
     try:
         print(fetch_pretrained(args.model), file=out)
@@ -195,7 +195,7 @@ def run_download(args, out):
 
 
 def run_cache(args, out):
-    from .hub import cache_dir, cache_entries, clear_cache
+    from ..weights.hub import cache_dir, cache_entries, clear_cache
 
     if args.clear:
         for path in clear_cache():
@@ -211,9 +211,9 @@ def run_cache(args, out):
 
 
 def run_info(args, out):
-    from . import __version__
-    from .hub import cache_dir
-    from .ops import numba_available, resolve_backend
+    from .. import __version__
+    from ..ops import numba_available, resolve_backend
+    from ..weights.hub import cache_dir
 
     numba_version = "not installed (pip install 'ghostnp[fast]')"
     if numba_available():

@@ -7,8 +7,8 @@ weights when they are in the cache, saying clearly when it runs on random weight
 
 import os
 
-from .errors import CheckpointError, DownloadError
-from .registry import create_model
+from ..errors import CheckpointError, DownloadError
+from ..weights.create import create_model
 
 SLIDE_STYLE = {"font.size": 15, "axes.titlesize": 17, "figure.dpi": 80, "image.cmap": "viridis"}
 
@@ -29,7 +29,7 @@ def pretrained_or_random(name, *, seed=0, note="", **model_options):
     Prints which one it is (and ``note`` after the random-weights warning). ``model_options`` (such as
     ``backend``) go to :func:`ghostnp.create_model`. Returns ``(model, pretrained)``.
     """
-    from .hub import cache_dir
+    from ..weights.hub import cache_dir
 
     try:
         model = create_model(name, pretrained=True, **model_options)

@@ -2,9 +2,9 @@
 
 import numpy as np
 
+from ..ops import get_ops, resolve_backend
 from . import layers
 from .architecture import MIN_INPUT_SIZE
-from .ops import get_ops, resolve_backend
 from .params import fold_batchnorm, is_trainable, validate_params
 
 

@@ -5,7 +5,7 @@ sized for a slide. Figures are closed in pyplot before they are returned, so a n
 (as the cell's value) and scripts save them with ``fig.savefig("name.png")``. matplotlib is imported
 here, inside the functions, never by ``import ghostnp``: install it with ``pip install 'ghostnp[notebooks]'``.
 
->>> import ghostnp, ghostnp.viz
+>>> import ghostnp                                  # ghostnp.viz is loaded on first use
 >>> image = ghostnp.load_image(ghostnp.sample_image_path())
 >>> model = ghostnp.create_model("ghostnetv2_100")
 >>> _, inter = model.forward_intermediates(ghostnp.preprocess(image))  # (1, 3, 224, 224) in
@@ -39,7 +39,9 @@ def _pyplot():
     try:
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ImportError("ghostnp.viz needs matplotlib, which is not installed: pip install 'ghostnp[notebooks]'") from None
+        raise ImportError(
+            "ghostnp.viz needs matplotlib, which is not installed: pip install 'ghostnp[notebooks]'"
+        ) from None
     return plt
 
 
@@ -173,10 +175,15 @@ def receptive_field_heatmap(fields, boxes=None, *, title="effective receptive fi
             shown = ax.imshow(erf / max(erf.max(), np.finfo(float).tiny), cmap=cmap, vmin=0, vmax=1)
             if label in boxes:
                 top, bottom, left, right = boxes[label]
-                ax.add_patch(Rectangle((left - 0.5, top - 0.5), right - left + 1, bottom - top + 1, fill=False,
-                                       edgecolor="cyan", linestyle="--", linewidth=2, label="theoretical field"))  # fmt: skip
+                corner, width, height = (left - 0.5, top - 0.5), right - left + 1, bottom - top + 1
+                outline = {"edgecolor": "cyan", "linestyle": "--", "linewidth": 2, "label": "theoretical field"}
+                ax.add_patch(Rectangle(corner, width, height, fill=False, **outline))
                 ax.legend(loc="lower right")
-            ax.set_title(f"{label} ({erf.shape[0]} x {erf.shape[1]} input)" if label else f"{erf.shape[0]} x {erf.shape[1]} input")
+            ax.set_title(
+                f"{label} ({erf.shape[0]} x {erf.shape[1]} input)"
+                if label
+                else f"{erf.shape[0]} x {erf.shape[1]} input"
+            )
         fig.colorbar(shown, ax=list(axes), label="mean |gradient| / max", shrink=0.9)
         fig.suptitle(title)
     return _done(plt, fig)

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .model import GhostNet
-from .ops import OP_NAMES, numpy_ops
+from ..network.model import GhostNet
+from ..ops import OP_NAMES, numpy_ops
 from .vjp import VJPS
 
 
@@ -132,7 +132,9 @@ def _seed(output, logits, intermediates):
     if callable(output):
         seed = np.asarray(output(logits), dtype=logits.dtype)
         if seed.shape != logits.shape:
-            raise ValueError(f"output(logits) must return an array of the logits' shape {logits.shape}, got {seed.shape}")
+            raise ValueError(
+                f"output(logits) must return an array of the logits' shape {logits.shape}, got {seed.shape}"
+            )
         return logits, seed
     layer, index = output
     if layer not in intermediates:

@@ -5,10 +5,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .labels import imagenet_classes
-from .pretrained import get_pretrained_config
-from .preprocess import preprocess
-from .registry import create_model
+from ..images.labels import imagenet_classes
+from ..images.preprocess import preprocess
+from ..weights.create import create_model
+from ..weights.pretrained import get_pretrained_config
 
 DEFAULT_MODEL = "ghostnetv2_100"
 
@@ -87,6 +87,8 @@ def classify(images, model=DEFAULT_MODEL, *, topk=5, weights=None, backend=None,
     config = eval_config(model)
     results = []
     for start in range(0, len(batch), batch_size):
-        x = np.concatenate([preprocess(image, config=config) for image in batch[start : start + batch_size]])  # (B, 3, 224, 224)
+        x = np.concatenate(
+            [preprocess(image, config=config) for image in batch[start : start + batch_size]]
+        )  # (B, 3, 224, 224)
         results.extend(top_predictions(net(x), topk))
     return results[0] if single else results

@@ -9,8 +9,8 @@ weights are constants here, so no weight gradients are computed). Every function
 where ``out``, ``args`` and ``kwargs`` are exactly what the forward op returned and received, and the tuple
 holds one gradient per leading activation argument: ``(grad_x,)`` for unary ops and convolutions,
 ``(grad_a, grad_b)`` for ``add``, ``multiply`` and ``concat_channels``. :data:`VJPS` maps op names
-(``ghostnp.ops.OP_NAMES``) to these functions and their number of activation inputs; :class:`ghostnp.autograd.Tape` walks
-them in reverse.
+(``ghostnp.ops.OP_NAMES``) to these functions and their number of activation inputs;
+:class:`ghostnp.autodiff.record.Tape` walks them in reverse.
 
 Kinks follow PyTorch: ReLU passes the gradient where its output is > 0 (zero at 0); hard-sigmoid
 ``relu6(x + 3) / 6`` passes ``1/6`` strictly inside (-3, 3) and zero at and beyond the clip points.
@@ -18,7 +18,7 @@ Kinks follow PyTorch: ReLU passes the gradient where its output is > 0 (zero at 
 
 import numpy as np
 
-from .ops.numpy_ops import BATCHNORM_EPS, _pair, nearest_source_index
+from ..ops.numpy_ops import BATCHNORM_EPS, _pair, nearest_source_index
 
 
 def unbroadcast(grad, shape):

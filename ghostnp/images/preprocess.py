@@ -15,9 +15,9 @@ import math
 
 import numpy as np
 
-from ghostnp.errors import ImageError
-from ghostnp.images import DEFAULT_MAX_PIXELS, load_image
-from ghostnp.pretrained import get_pretrained_config
+from ..errors import ImageError
+from ..weights.pretrained import get_pretrained_config
+from .decode import DEFAULT_MAX_PIXELS, load_image
 
 INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 """Interpolation names as timm's configs spell them; each is Pillow's ``Image.Resampling`` of that name."""
@@ -156,8 +156,8 @@ def preprocess(image, model="ghostnetv2_100", *, config=None):
     image : str, os.PathLike, PIL.Image.Image or numpy.ndarray
         Anything :func:`ghostnp.images.load_image` accepts (a path, a PIL image, a uint8 (H, W, 3) array).
     model : str
-        Architecture or pretrained tag whose evaluation config is used (``ghostnp.pretrained``).
-    config : ghostnp.pretrained.PretrainedConfig, optional
+        Architecture or pretrained tag whose evaluation config is used (``ghostnp.weights.pretrained``).
+    config : ghostnp.weights.pretrained.PretrainedConfig, optional
         Overrides ``model``: any object with ``input_size`` (3, S, S), ``crop_pct``, ``interpolation``,
         ``mean`` and ``std``.
 
