@@ -488,7 +488,12 @@ def parse_args(argv):
     parser.add_argument("--pause", type=float, default=0.2, help="seconds between two engines' turns")
     parser.add_argument("--wait", type=float, default=60, help="seconds to wait for a quiet machine")
     parser.add_argument("--ghostnp", type=Path, default=REPO, help="the checkout whose ghostnp is timed")
-    parser.add_argument("--quick", action="store_true", help="batch 1, 1 thread, 3 rounds, no load or process costs")
+    parser.add_argument("--quick", action="store_true", help="batch 1, 1 thread, 5 rounds, no load or process costs")
+    parser.add_argument(
+        "--under-load",
+        action="store_true",
+        help="also time batch 1 with one busy process beside (always on without --quick)",
+    )
     parser.add_argument("--profile", action="store_true", help="also print a per-op profile at batch 1, 1 thread")
     parser.add_argument("--engine-worker", choices=ENGINES, help=argparse.SUPPRESS)
     parser.add_argument("--outdir", help=argparse.SUPPRESS)
@@ -496,7 +501,9 @@ def parse_args(argv):
     parser.add_argument("--profile-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.batch, args.threads, args.rounds = [1], [1], 3
+        args.batch, args.threads, args.rounds = [1], [1], 5
+    else:
+        args.under_load = True
     return args
 
 
@@ -526,7 +533,7 @@ def main(argv=None):
         for threads, (_, skipped) in runs.items():
             for engine, why in skipped.items():
                 print(f"\n({LABELS[engine]} skipped at {threads} threads: {why})")
-        if not args.quick:
+        if args.under_load:
             loaded = {t: measure(args, t, outdir, onnx_path, [1], under_load=True) for t in args.threads}
             print("\n## Batch 1 with one other busy process on the machine\n")
             print(load_table(runs, loaded))
