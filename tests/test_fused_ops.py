@@ -36,7 +36,13 @@ def test_every_fused_op_has_a_reference_composition(ops):
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize(
     "n, in_chs, out_chs, hw, gated",
-    [(1, 5, 8, (7, 7), False), (2, 4, 7, (14, 13), True), (1, 3, 6, (9, 8), True), (2, 6, 5, (3, 4), False)],
+    [
+        (1, 5, 8, (7, 7), False),
+        (2, 4, 7, (14, 13), True),
+        (1, 3, 6, (9, 8), True),
+        (2, 6, 5, (3, 4), False),
+        (1, 3, 6, (15, 14), True),  # above 14 x 14: the per-channel epilogue of the fast table
+    ],
 )
 @pytest.mark.parametrize("act", [None, "relu"])
 def test_ghost_module_equals_its_composition(ops, dtype, n, in_chs, out_chs, hw, gated, act):
@@ -48,7 +54,9 @@ def test_ghost_module_equals_its_composition(ops, dtype, n, in_chs, out_chs, hw,
 
 
 @pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("n, in_chs, chs, hw", [(1, 4, 6, (14, 14)), (2, 3, 5, (7, 9)), (1, 2, 3, (2, 3))])
+@pytest.mark.parametrize(
+    "n, in_chs, chs, hw", [(1, 4, 6, (14, 14)), (2, 3, 5, (7, 9)), (1, 2, 3, (2, 3)), (1, 3, 4, (30, 29))]
+)
 def test_dfc_gate_equals_its_composition(ops, dtype, n, in_chs, chs, hw):
     rng = np.random.default_rng(chs)
     x = rng.standard_normal((n, in_chs) + hw).astype(dtype)[:, :, ::-1]  # a non-contiguous input

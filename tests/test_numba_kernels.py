@@ -110,7 +110,9 @@ def test_ghost_module_epilogue_matches_the_composition(kind, dtype, out_chs, hw,
 @pytest.mark.parametrize("kind", KERNEL_KINDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("hw", [(7, 7), (3, 2), (1, 6)])
-def test_dfc_gate_tail_matches_the_composition(kind, dtype, hw):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_dfc_gate_tail_matches_the_composition(kind, dtype, hw, channels_last):
+    """Bias, the (1, 5) and the (5, 1) depthwise convolutions with their biases: the gate before its sigmoid."""
     rng = np.random.default_rng(7)
     n, c = 2, 3
     r = rng.standard_normal((n, c) + hw).astype(dtype)
@@ -118,10 +120,47 @@ def test_dfc_gate_tail_matches_the_composition(kind, dtype, hw):
     row_weight, col_weight = (rng.standard_normal((c, 1) + k).astype(dtype) for k in [(1, 5), (5, 1)])
     expected = r + reduce_bias[:, None, None]
     expected = numpy_ops.conv2d(expected, row_weight, row_bias, padding=(0, 2), groups=c)
-    expected = numpy_ops.sigmoid(numpy_ops.conv2d(expected, col_weight, col_bias, padding=(2, 0), groups=c))
-    out = np.full_like(r, np.nan)
-    kernel("dfc_gate_tail", kind)(r, reduce_bias, row_weight, row_bias, col_weight, col_bias, out)
-    assert_close(out, expected, dtype)
+    expected = numpy_ops.conv2d(expected, col_weight, col_bias, padding=(2, 0), groups=c)
+    if channels_last:  # (N, h, w, C) in and out, the taps as (5, C)
+        out = np.full((n,) + hw + (c,), np.nan, dtype)
+        row_taps, col_taps = (np.ascontiguousarray(v.reshape(c, 5).T) for v in (row_weight, col_weight))
+        r_last = np.ascontiguousarray(r.transpose(0, 2, 3, 1))
+        kernel("dfc_gate_tail_channels_last", kind)(r_last, reduce_bias, row_taps, row_bias, col_taps, col_bias, out)
+        out = out.transpose(0, 3, 1, 2)
+    else:
+        out = np.full_like(r, np.nan)
+        kernel("dfc_gate_tail", kind)(r, reduce_bias, row_weight, row_bias, col_weight, col_bias, out)
+    assert_close(np.ascontiguousarray(out), expected, dtype)
+
+
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("out_chs, hw, gated", [(6, (5, 7), False), (5, (7, 7), True), (4, (3, 2), True)])
+def test_ghost_module_channels_last_matches_the_composition(kind, dtype, out_chs, hw, gated):
+    """The small-map epilogue: the 1 x 1 product given channels last, the module written NCHW."""
+    rng = np.random.default_rng(8)
+    init_chs = -(-out_chs // 2)
+    n, (h, w) = 2, hw
+    primary = rng.standard_normal((n, init_chs, h, w)).astype(dtype)  # the 1 x 1 product, before its bias
+    primary_bias, cheap_bias = (rng.standard_normal(init_chs).astype(dtype) for _ in range(2))
+    cheap_weight = rng.standard_normal((init_chs, 1, 3, 3)).astype(dtype)
+    gate = rng.uniform(size=(n, out_chs, h // 2, w // 2)).astype(dtype) if gated else None
+    for relu in (False, True):
+        act = "relu" if relu else None
+        intrinsic = numpy_ops.conv2d(primary, np.eye(init_chs)[:, :, None, None], primary_bias, act=act)
+        ghost = numpy_ops.conv2d(intrinsic, cheap_weight, cheap_bias, padding=1, groups=init_chs, act=act)
+        expected = np.concatenate([intrinsic, ghost], axis=1)[:, :out_chs]
+        if gated:
+            expected = expected * numpy_ops.upsample_nearest(gate, hw)
+        out = np.full((n, out_chs, h, w), np.nan, dtype)
+        primary_last = np.ascontiguousarray(primary.reshape(n, init_chs, h * w).transpose(0, 2, 1))
+        cheap_taps = np.ascontiguousarray(cheap_weight.reshape(init_chs, 9).T)
+        gate_last = np.ascontiguousarray(gate.transpose(0, 2, 3, 1)) if gated else np.zeros((0, 0, 0, 0), dtype)
+        rows, cols = (numpy_ops.nearest_source_index(s // 2, s) for s in hw)
+        kernel("ghost_module_channels_last", kind)(
+            primary_last, primary_bias, cheap_taps, cheap_bias, relu, gate_last, rows, cols, out
+        )
+        assert_close(out, expected, dtype)
 
 
 @pytest.mark.parametrize("kind", KERNEL_KINDS)

@@ -15,8 +15,6 @@ kernels and one-thread BLAS (``GhostNet(..., threads=)``).
 rounding.
 """
 
-import math
-
 import numba
 import numpy as np
 
@@ -223,19 +221,28 @@ def _ghost_module_epilogue(out, init_chs, primary_bias, cheap_weight, cheap_bias
     primary_bias, cheap_bias : (init_chs,); cheap_weight : (init_chs, 1, 3, 3); relu : bool;
     gate : (N, out_chs, h, w) half-resolution sigmoid gate, or shape (0, 0, 0, 0) for no gate;
     rows : int64 (H,), cols : int64 (W,): the nearest-upsampling source indices (unused without gate).
+
+    Every loop that can runs over a whole flattened plane (H * W) rather than a row: on a 14 x 14 map a
+    row is 14 numbers and the per-loop overhead was most of the time. The gate is gathered through one
+    flat index per pixel, ``source[y * W + x_] = rows[y] * w + cols[x_]``.
     """
     n, out_chs, h, w = out.shape
     wp = w + 2  # the padded plane, (H + 2, W + 2) flattened
     padded = np.zeros((h + 2) * wp, dtype=out.dtype)  # border stays zero: only the interior is written
     span = (h - 1) * wp + w
     acc = np.empty(h * wp, dtype=out.dtype)
-    gate_row = np.empty(w, dtype=out.dtype)
+    gated = gate.size != 0
+    source = np.empty(h * w, dtype=np.int64)  # flat index into the half-resolution gate plane
+    if gated:
+        for y in range(h):
+            for x in range(w):
+                source[y * w + x] = rows[y] * gate.shape[3] + cols[x]
     for image_channel in range(n * init_chs):
         b, ch = image_channel // init_chs, image_channel % init_chs
-        intrinsic = out[b, ch]  # (H, W)
+        intrinsic = out[b, ch].reshape(h * w)  # (H * W,)
+        bias_act_row(intrinsic, intrinsic, primary_bias[ch], relu)
         for y in range(h):
-            bias_act_row(intrinsic[y], intrinsic[y], primary_bias[ch], relu)
-            dst, src = padded[(y + 1) * wp + 1 :], intrinsic[y]
+            dst, src = padded[(y + 1) * wp + 1 :], intrinsic[y * w :]
             for k in range(w):
                 dst[k] = src[k]
         ghost = init_chs + ch
@@ -251,30 +258,80 @@ def _ghost_module_epilogue(out, init_chs, primary_bias, cheap_weight, cheap_bias
                             acc[k] += tap * src[k]
             for y in range(h):
                 bias_act_row(out[b, ghost, y], acc[y * wp :], cheap_bias[ch], relu)
-        if gate.size == 0:
-            continue
-        for channel in (ch, ghost):
-            if channel < out_chs:
-                for y in range(h):
-                    src, dst = gate[b, channel, rows[y]], out[b, channel, y]  # (w,), (W,)
-                    for k in range(w):
-                        gate_row[k] = src[cols[k]]
-                    for k in range(w):
-                        dst[k] *= gate_row[k]
+        if gated:
+            for channel in (ch, ghost):
+                if channel < out_chs:
+                    plane, g = out[b, channel].reshape(h * w), gate[b, channel].reshape(-1)  # (H * W,), (h * w,)
+                    for k in range(h * w):
+                        plane[k] *= g[source[k]]
+
+
+def _ghost_module_channels_last(intrinsic, primary_bias, cheap_taps, cheap_bias, relu, gate, rows, cols, out):
+    """The Ghost module after its 1 x 1 matrix product, channels last inside: the small-map epilogue.
+
+    intrinsic : ndarray, shape (N, H * W, init_chs), the 1 x 1 convolution before its bias, one row of
+    channels per pixel (BLAS writes it so: ``x^T @ primary^T``); primary_bias, cheap_bias : (init_chs,);
+    cheap_taps : (9, init_chs), ``cheap_taps[3 i + j, c] = cheap_weight[c, 0, i, j]``; relu : bool;
+    gate : (N, h, w, out_chs), the half-resolution DFC gate channels last, or shape (0, 0, 0, 0) for none;
+    rows : int64 (H,), cols : int64 (W,): the nearest-upsampling source indices (unused without gate);
+    out : ndarray, shape (N, out_chs, H, W), written.
+
+    On a 7 x 7 or 14 x 14 map a channel's plane is 49 or 196 numbers, so the per-channel loops of
+    :func:`_ghost_module_epilogue` are mostly loop overhead. Here every inner loop runs over the channels
+    of one pixel instead (hundreds, contiguous, vectorised): (1) bias (+ ReLU) of each pixel's intrinsic
+    channels into a staging buffer of (H * W, out_chs); (2) each pixel's ghost channels, the cheap depthwise
+    3 x 3 summed over the in-bounds neighbours' rows (the zero padding adds nothing), + bias (+ ReLU); (3) each
+    pixel's row times the gate row of its source pixel; (4) the staging buffer transposed into ``out``.
+    """
+    n, hw, init_chs = intrinsic.shape
+    out_chs, h, w = out.shape[1], out.shape[2], out.shape[3]
+    ghost_chs = out_chs - init_chs
+    staged = np.empty((hw, out_chs), dtype=out.dtype)  # (H * W, out_chs): the module's output, channels last
+    acc = np.empty(ghost_chs, dtype=out.dtype)
+    zero = primary_bias[0] - primary_bias[0]
+    for b in range(n):
+        for p in range(hw):
+            src, dst = intrinsic[b, p], staged[p]  # (init_chs,), (out_chs,)
+            for c in range(init_chs):
+                v = src[c] + primary_bias[c]
+                dst[c] = v if not relu or v > zero else zero
+        for p in range(hw):
+            y, x = p // w, p % w
+            acc[:] = 0
+            for i in range(3):
+                for j in range(3):
+                    if 0 <= y + i - 1 < h and 0 <= x + j - 1 < w:
+                        src, tap = staged[p + (i - 1) * w + j - 1], cheap_taps[3 * i + j]  # (out_chs,), (init_chs,)
+                        for c in range(ghost_chs):
+                            acc[c] += tap[c] * src[c]
+            dst = staged[p, init_chs:]  # (ghost_chs,)
+            for c in range(ghost_chs):
+                v = acc[c] + cheap_bias[c]
+                dst[c] = v if not relu or v > zero else zero
+        if gate.size != 0:
+            for p in range(hw):
+                row, g = staged[p], gate[b, rows[p // w], cols[p % w]]  # (out_chs,), (out_chs,)
+                for c in range(out_chs):
+                    row[c] *= g[c]
+        for c in range(out_chs):
+            dst = out[b, c].reshape(hw)  # (H * W,)
+            for p in range(hw):
+                dst[p] = staged[p, c]
 
 
 def _dfc_gate_tail(r, reduce_bias, row_weight, row_bias, col_weight, col_bias, out):
-    """The DFC branch after its 1 x 1 matrix product: bias, the (1, 5) and (5, 1) depthwise convolutions
-    (paper Eq. 4, 5; padding 2 along the kernel's axis) with their biases, and the sigmoid.
+    """The DFC branch after its 1 x 1 matrix product, before its sigmoid: bias, then the (1, 5) and
+    (5, 1) depthwise convolutions (paper Eq. 4, 5; padding 2 along the kernel's axis) with their biases.
 
     r : ndarray, shape (N, C, h, w), the pooled input's 1 x 1 convolution before its bias; reduce_bias,
     row_bias, col_bias : (C,); row_weight : (C, 1, 1, 5); col_weight : (C, 1, 5, 1);
-    out : ndarray, shape (N, C, h, w), written: the half-resolution gate in (0, 1).
+    out : ndarray, shape (N, C, h, w), written: the gate before its sigmoid (``numba_ops.dfc_gate`` applies
+    it to the whole array at once, with NumPy's vectorised ``exp``: one libm call per element here made the
+    28 x 28 and 56 x 56 gates several times slower).
 
     One channel at a time in one flattened buffer of (h + 4) x (w + 4), zero outside the map: the (1, 5)
     taps are contiguous slices shifted by one column, the (5, 1) taps slices shifted by one row (as in
-    :func:`_depthwise_conv2d`). The sigmoid ``1 / (1 + exp(-v))`` takes ``exp(-|v|)`` so that nothing
-    overflows, as ``numpy_ops.sigmoid``.
+    :func:`_depthwise_conv2d`).
     """
     n, c, h, w = r.shape
     wp = w + 4
@@ -304,11 +361,48 @@ def _dfc_gate_tail(r, reduce_bias, row_weight, row_bias, col_weight, col_bias, o
                 for k in range(span):
                     acc[k] += tap * src[k]
         for y in range(h):
-            src, dst = acc[y * wp :], out[b, ch, y]  # (w,) used
-            for k in range(w):
-                v = src[k] + col_bias[ch]
-                e = math.exp(-abs(v))  # in (0, 1]: never overflows
-                dst[k] = (1 if v >= 0 else e) / (1 + e)
+            bias_act_row(out[b, ch, y], acc[y * wp :], col_bias[ch], False)
+
+
+def _dfc_gate_tail_channels_last(r, reduce_bias, row_taps, row_bias, col_taps, col_bias, out):
+    """:func:`_dfc_gate_tail` channels last, for small gates (7 x 7, 3 x 3): every loop runs over channels.
+
+    r : ndarray, shape (N, h, w, C), the 1 x 1 product before its bias, one row of channels per pixel;
+    reduce_bias, row_bias, col_bias : (C,); row_taps, col_taps : (5, C), ``row_taps[j, c] =
+    row_weight[c, 0, 0, j]``, ``col_taps[i, c] = col_weight[c, 0, i, 0]``; out : (N, h, w, C), written:
+    the gate before its sigmoid. Each sum runs over the in-bounds taps only (the zero padding adds nothing).
+    """
+    n, h, w, c = r.shape
+    along_w = np.empty((h, w, c), dtype=r.dtype)
+    acc = np.empty(c, dtype=r.dtype)
+    for b in range(n):
+        for y in range(h):
+            for x in range(w):
+                row = r[b, y, x]  # (C,), in place: + reduce bias
+                for k in range(c):
+                    row[k] += reduce_bias[k]
+        for y in range(h):
+            for x in range(w):
+                acc[:] = 0
+                for j in range(5):  # along W, from column x - 2 + j
+                    if 0 <= x + j - 2 < w:
+                        src, tap = r[b, y, x + j - 2], row_taps[j]  # (C,), (C,)
+                        for k in range(c):
+                            acc[k] += tap[k] * src[k]
+                dst = along_w[y, x]
+                for k in range(c):
+                    dst[k] = acc[k] + row_bias[k]
+        for y in range(h):
+            for x in range(w):
+                acc[:] = 0
+                for i in range(5):  # along H, from row y - 2 + i
+                    if 0 <= y + i - 2 < h:
+                        src, tap = along_w[y + i - 2, x], col_taps[i]  # (C,), (C,)
+                        for k in range(c):
+                            acc[k] += tap[k] * src[k]
+                dst = out[b, y, x]
+                for k in range(c):
+                    dst[k] = acc[k] + col_bias[k]
 
 
 conv2d_direct = _jit(_conv2d_direct)
@@ -319,4 +413,6 @@ upsample_nearest = _jit(_upsample_nearest)
 bias_act_row = _jit(_bias_act_row)
 depthwise_conv2d = _jit(_depthwise_conv2d)
 ghost_module_epilogue = _jit(_ghost_module_epilogue)
+ghost_module_channels_last = _jit(_ghost_module_channels_last)
 dfc_gate_tail = _jit(_dfc_gate_tail)
+dfc_gate_tail_channels_last = _jit(_dfc_gate_tail_channels_last)

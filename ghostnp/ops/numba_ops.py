@@ -28,6 +28,7 @@ from .numpy_ops import _pair, nearest_source_index
 
 ACCELERATED = ("conv2d", "sigmoid", "avg_pool_2x2", "upsample_nearest", *FUSED_OP_NAMES)
 __all__ = list(OP_NAMES + FUSED_OP_NAMES)
+CHANNELS_LAST_PIXELS = 14 * 14  # the largest map whose gated Ghost modules run channels last
 NO_GATE = {np.dtype(np.float32): np.zeros((0, 0, 0, 0), np.float32), np.dtype(np.float64): np.zeros((0, 0, 0, 0))}
 
 
@@ -100,6 +101,8 @@ def ghost_module(x, primary_weight, primary_bias, cheap_weight, cheap_bias, out_
 
     primary_weight : (init_chs, C_in, 1, 1); cheap_weight : (init_chs, 1, 3, 3); the biases : (init_chs,);
     act : None or "relu"; gate : None or the half-resolution DFC gate (N, out_chs, h, w).
+    Gated modules on maps of at most ``CHANNELS_LAST_PIXELS`` pixels take the channels-last epilogue, the
+    others the per-channel one: the one that was faster at each of the network's shapes (``benchmarks/README.md``).
     """
     n, c_in, h, w = x.shape
     init_chs = primary_weight.shape[0]
@@ -107,19 +110,32 @@ def ghost_module(x, primary_weight, primary_bias, cheap_weight, cheap_bias, out_
     dtype = x.dtype
     out = np.empty((n, out_chs, h, w), dtype=dtype)
     primary = np.ascontiguousarray(primary_weight[:, :, 0, 0], dtype=dtype)  # (init_chs, C_in)
+    primary_bias = np.ascontiguousarray(primary_bias, dtype=dtype)
+    cheap_bias = np.ascontiguousarray(cheap_bias, dtype=dtype)
+    if gate is None:
+        rows, cols = np.zeros(h, np.int64), np.zeros(w, np.int64)
+    else:
+        rows, cols = nearest_source_index(gate.shape[2], h), nearest_source_index(gate.shape[3], w)
+    if gate is not None and h * w <= CHANNELS_LAST_PIXELS:
+        intrinsic = np.empty((n, h * w, init_chs), dtype=dtype)  # (N, H*W, init_chs), channels last
+        for b in range(n):  # x^T @ primary^T: BLAS reads x transposed, no copy
+            np.matmul(x[b].reshape(c_in, h * w).T, primary.T, out=intrinsic[b])
+        cheap_taps = np.ascontiguousarray(cheap_weight.reshape(init_chs, 9).T, dtype=dtype)  # (9, init_chs)
+        # (N, h, w, out_chs): no copy when the gate is channels last already (``dfc_gate`` on small maps)
+        gate = NO_GATE[dtype] if gate is None else np.ascontiguousarray(gate.transpose(0, 2, 3, 1), dtype=dtype)
+        numba_kernels.ghost_module_channels_last(
+            intrinsic, primary_bias, cheap_taps, cheap_bias, act == "relu", gate, rows, cols, out
+        )
+        return out
     for b in range(n):  # the intrinsic maps straight into the first init_chs channels of the output
         np.matmul(primary, x[b].reshape(c_in, h * w), out=out[b, :init_chs].reshape(init_chs, h * w))
-    if gate is None:
-        gate, rows, cols = NO_GATE[dtype], np.zeros(h, np.int64), np.zeros(w, np.int64)
-    else:
-        gate = np.ascontiguousarray(gate, dtype=dtype)
-        rows, cols = nearest_source_index(gate.shape[2], h), nearest_source_index(gate.shape[3], w)
+    gate = NO_GATE[dtype] if gate is None else np.ascontiguousarray(gate, dtype=dtype)
     numba_kernels.ghost_module_epilogue(
         out,
         init_chs,
-        np.ascontiguousarray(primary_bias, dtype=dtype),
+        primary_bias,
         np.ascontiguousarray(cheap_weight, dtype=dtype),
-        np.ascontiguousarray(cheap_bias, dtype=dtype),
+        cheap_bias,
         act == "relu",
         gate,
         rows,
@@ -129,16 +145,37 @@ def ghost_module(x, primary_weight, primary_bias, cheap_weight, cheap_bias, out_
 
 
 def dfc_gate(x, reduce_weight, reduce_bias, row_weight, row_bias, col_weight, col_bias):
-    """The half-resolution DFC gate, as ``ghostnp.ops.fused.dfc_gate``: (N, C_in, H, W) -> (N, C, H/2, W/2)."""
+    """The half-resolution DFC gate, as ``ghostnp.ops.fused.dfc_gate``: (N, C_in, H, W) -> (N, C, H/2, W/2).
+
+    Gates of at most ``CHANNELS_LAST_PIXELS / 4`` pixels are computed channels last and returned as a
+    transposed view of an (N, H/2, W/2, C) buffer, which ``ghost_module`` reads without a copy.
+    """
     pooled = avg_pool_2x2(x)  # (N, C_in, H/2, W/2)
     n, c_in, h, w = pooled.shape
     dtype = pooled.dtype
     reduce = np.ascontiguousarray(reduce_weight[:, :, 0, 0], dtype=dtype)  # (C, C_in)
-    r = np.matmul(reduce, pooled.reshape(n, c_in, h * w)).reshape(n, reduce.shape[0], h, w)  # (N, C, H/2, W/2)
+    c = reduce.shape[0]
+    biases = [np.ascontiguousarray(v, dtype=dtype) for v in (reduce_bias, row_bias, col_bias)]
+    if 4 * h * w <= CHANNELS_LAST_PIXELS:
+        r = np.matmul(pooled.reshape(n, c_in, h * w).transpose(0, 2, 1), reduce.T)  # (N, h*w, C), channels last
+        row_taps = np.ascontiguousarray(row_weight.reshape(c, 5).T, dtype=dtype)  # (5, C)
+        col_taps = np.ascontiguousarray(col_weight.reshape(c, 5).T, dtype=dtype)  # (5, C)
+        out = np.empty((n, h, w, c), dtype=dtype)
+        numba_kernels.dfc_gate_tail_channels_last(
+            r.reshape(n, h, w, c), biases[0], row_taps, biases[1], col_taps, biases[2], out
+        )
+        return _sigmoid_in_place(out).transpose(0, 3, 1, 2)  # (N, C, h, w), a view of the channels-last buffer
+    r = np.matmul(reduce, pooled.reshape(n, c_in, h * w)).reshape(n, c, h, w)  # (N, C, H/2, W/2)
     out = np.empty_like(r)
-    weights = (reduce_bias, row_weight, row_bias, col_weight, col_bias)
-    numba_kernels.dfc_gate_tail(r, *(np.ascontiguousarray(v, dtype=dtype) for v in weights), out)
-    return out
+    row_weight, col_weight = (np.ascontiguousarray(v, dtype=dtype) for v in (row_weight, col_weight))
+    numba_kernels.dfc_gate_tail(r, biases[0], row_weight, biases[1], col_weight, biases[2], out)
+    return _sigmoid_in_place(out)
+
+
+def _sigmoid_in_place(v):
+    """``v`` (C-contiguous) overwritten by its logistic function, ``exp`` from NumPy (SIMD); returns ``v``."""
+    numba_kernels.logistic_from_exp(v, np.exp(-np.abs(v)), v)
+    return v
 
 
 # Every other op is the reference function itself: cheap, or already a single NumPy pass.
