@@ -48,7 +48,7 @@ LABELS = {"numpy": "ghostnp numpy", "numba": "ghostnp numba", "torch": "PyTorch 
 def thread_env(threads, ghostnp_path=REPO, **extra):
     """The environment of a subprocess whose every thread pool has ``threads`` threads."""
     path = os.pathsep.join([str(ghostnp_path), os.environ.get("PYTHONPATH", "")])
-    env = dict(os.environ, PYTHONPATH=path, **extra)
+    env = dict(os.environ, PYTHONPATH=path, GHOSTNP_BENCH_PARENT=str(os.getpid()), **extra)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[var] = str(threads)
     return env
@@ -156,6 +156,7 @@ def engine_worker(args):
 
     import numpy as np
 
+    exit_with_parent()
     try:
         run = build_engine(args.engine_worker, args.model, args.threads[0], args.onnx)
     except ImportError as error:
@@ -176,6 +177,34 @@ def engine_worker(args):
             times.append(time.perf_counter() - start)
         rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(json.dumps({"times": times, "peak_rss_mib": rss}), flush=True)
+
+
+# One busy CPU: spins until its parent is gone (the parent killed, not only stopped) or an hour has passed.
+BUSY_LOOP = """
+import os, time
+deadline = time.monotonic() + {seconds}
+while os.getppid() == {parent} and time.monotonic() < deadline:
+    pass
+"""
+
+
+def exit_with_parent(poll_seconds=0.5):
+    """In a worker process: a daemon thread that ends the process as soon as its parent has died.
+
+    A worker blocked in a long call would otherwise outlive a killed benchmark (its stdin closes only
+    when it next reads). ``os.getppid()`` changes when the parent dies (the orphan is re-parented); the
+    parent's pid comes from ``GHOSTNP_BENCH_PARENT``, set by the parent, in case it died before we started.
+    """
+    import threading
+
+    parent = int(os.environ.get("GHOSTNP_BENCH_PARENT", os.getppid()))
+
+    def watch():
+        while os.getppid() == parent:
+            time.sleep(poll_seconds)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True).start()
 
 
 class Worker:
@@ -210,7 +239,8 @@ def measure(args, threads, outdir, onnx_path, batches, under_load=False):
     workers = [Worker(engine, args, threads, outdir, onnx_path) for engine in args.engines]
     skipped = {w.engine: w.status["error"] for w in workers if "error" in w.status}
     workers = [w for w in workers if "error" not in w.status]
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if under_load else None
+    busy_loop = BUSY_LOOP.format(parent=os.getpid(), seconds=3600)
+    busy = subprocess.Popen([sys.executable, "-c", busy_loop]) if under_load else None
     results = {}
     try:
         for batch in batches:
@@ -513,6 +543,7 @@ def main(argv=None):
     if args.engine_worker:
         return engine_worker(args)
     if args.profile_worker:
+        exit_with_parent()
         return print_profile(args.model)
     load = wait_for_quiet(args.wait)
     print(f"# ghostnp benchmark: {args.model}, 224 x 224, {os.cpu_count()} CPUs, ghostnp from {args.ghostnp}")
