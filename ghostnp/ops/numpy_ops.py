@@ -13,6 +13,8 @@ import numpy as np
 from . import fused
 
 BATCHNORM_EPS = 1e-5
+SMALL_PLANE = 1024  # depthwise: planes of at most this many pixels are run across channels
+CACHE_FLOATS = 1 << 17  # depthwise: numbers per block of large planes (512 KiB in float32, in L2)
 
 
 def _pair(v):
@@ -81,31 +83,41 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, act=None):
 def _depthwise(x, weight, stride, padding, out_hw):
     """Depthwise cross-correlation: x (N, C, H, W), weight (C, kH, kW) -> (N, C, H_out, W_out), no bias.
 
-    Each tap is a per-channel scale of a shifted window, accumulated in place. At stride 1 the window is a
-    *contiguous slice of the flattened padded plane*: output pixel (y, x_) sits at ``y * Wp + x_`` and tap
-    (i, j) reads ``(y + i) * Wp + x_ + j``, the same offset ``i * Wp + j`` for every pixel. The accumulator
-    is (H_out, Wp) wide and its last Wp - W_out columns, which straddle two rows, are dropped at the end.
+    The zero-padded input is split into its sH x sW stride phases, ``phase[a, b] = xpad[..., a::sH, b::sW]``
+    (one phase at stride 1), each a plane of Hq x Wq flattened. Tap (i, j) then reads phase
+    (i % sH, j % sW) at ``(y + i // sH) * Wq + x_ + j // sW`` for output pixel (y, x_): one offset for every
+    pixel, so each tap is a per-channel scale of a *contiguous slice*, accumulated in place. The
+    accumulator is Wq wide and its surplus columns (and the spare row) are dropped at the end.
+    Large planes go a few channels at a time (they stay in cache); on small ones (7 x 7, 14 x 14) a
+    channel's row is too short for NumPy's loops, so the slices run across all channels at once, each
+    tap's weight repeated over its channel's plane.
     """
-    (n, c, _, w), (kh, kw) = x.shape, weight.shape[1:]
+    (n, c, h, w), (kh, kw) = x.shape, weight.shape[1:]
     (sh, sw), (ph, pw), (h_out, w_out) = stride, padding, out_hw
-    xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, Hp, Wp)
-    wp = w + 2 * pw
-    if sh == sw == 1:
-        flat = xpad.reshape(n, c, -1)  # (N, C, Hp * Wp)
-        span = (h_out - 1) * wp + w_out  # flat positions from the first output pixel to the last
-        acc = np.zeros((n, c, h_out * wp), dtype=x.dtype)  # (N, C, H_out * Wp)
-        product = np.empty((n, c, span), dtype=x.dtype)
+    hq, wq = -(-(h + 2 * ph) // sh) + 1, -(-(w + 2 * pw) // sw)  # a phase plane: rows (+ 1 spare), columns
+    xpad = np.zeros((n, c, hq * sh, wq * sw), dtype=x.dtype)  # (N, C, Hq sH, Wq sW)
+    xpad[:, :, ph : ph + h, pw : pw + w] = x
+    plane = hq * wq
+    flat = plane <= SMALL_PLANE  # one row of C planes per image, else one row per channel
+    phases = xpad.reshape(n, c, hq, sh, wq, sw).transpose(3, 5, 0, 1, 2, 4)  # (sH, sW, N, C, Hq, Wq)
+    phases = phases.reshape(sh, sw, n, 1 if flat else c, -1)  # (sH, sW, N, rows, row length): a copy if sH > 1
+    acc = np.empty(phases.shape[2:], dtype=x.dtype)  # (N, rows, row length)
+    length = acc.shape[2] - ((kh - 1) // sh * wq + (kw - 1) // sw)  # every slice stays inside its row
+    block = acc.shape[1] if flat else max(1, CACHE_FLOATS // (n * plane))  # rows at a time
+    product = np.empty((n, block, length), dtype=x.dtype)
+    for r in range(0, acc.shape[1], block):
+        rows = slice(r, r + block)
         for i in range(kh):
             for j in range(kw):
-                np.multiply(weight[:, i, j, None], flat[:, :, i * wp + j : i * wp + j + span], out=product)
-                acc[:, :, :span] += product
-        return acc.reshape(n, c, h_out, wp)[:, :, :, :w_out]  # (N, C, H_out, W_out)
-    acc = np.zeros((n, c, h_out, w_out), dtype=x.dtype)
-    for i in range(kh):
-        for j in range(kw):
-            tap = xpad[:, :, i : i + sh * (h_out - 1) + 1 : sh, j : j + sw * (w_out - 1) + 1 : sw]  # (N, C, Ho, Wo)
-            acc += weight[:, i, j, None, None] * tap
-    return acc
+                start = (i // sh) * wq + j // sw
+                tap = np.repeat(weight[:, i, j], plane)[:length] if flat else weight[rows, i, j, None]
+                src = phases[i % sh, j % sw, :, rows, start : start + length]  # (N, rows, length)
+                if i == j == 0:
+                    np.multiply(tap, src, out=acc[:, rows, :length])
+                else:
+                    np.multiply(tap, src, out=product[:, : src.shape[1]])
+                    acc[:, rows, :length] += product[:, : src.shape[1]]
+    return acc.reshape(n, c, hq, wq)[:, :, :h_out, :w_out]  # (N, C, H_out, W_out)
 
 
 def batch_norm(x, weight, bias, running_mean, running_var, eps=BATCHNORM_EPS):
