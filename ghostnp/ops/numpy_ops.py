@@ -95,12 +95,15 @@ def _depthwise(x, weight, stride, padding, out_hw):
     (n, c, h, w), (kh, kw) = x.shape, weight.shape[1:]
     (sh, sw), (ph, pw), (h_out, w_out) = stride, padding, out_hw
     hq, wq = -(-(h + 2 * ph) // sh) + 1, -(-(w + 2 * pw) // sw)  # a phase plane: rows (+ 1 spare), columns
-    xpad = np.zeros((n, c, hq * sh, wq * sw), dtype=x.dtype)  # (N, C, Hq sH, Wq sW)
-    xpad[:, :, ph : ph + h, pw : pw + w] = x
+    phases = np.zeros((sh, sw, n, c, hq, wq), dtype=x.dtype)  # phases[a, b] = xpad[:, :, a::sH, b::sW]
+    for a in range(sh):
+        for b in range(sw):
+            r0, q0 = -(-(ph - a) // sh), -(-(pw - b) // sw)  # the phase's first row and column inside x
+            src = x[:, :, a + sh * r0 - ph :: sh, b + sw * q0 - pw :: sw]  # (N, C, ~H/sH, ~W/sW)
+            phases[a, b, :, :, r0 : r0 + src.shape[2], q0 : q0 + src.shape[3]] = src
     plane = hq * wq
     flat = plane <= SMALL_PLANE  # one row of C planes per image, else one row per channel
-    phases = xpad.reshape(n, c, hq, sh, wq, sw).transpose(3, 5, 0, 1, 2, 4)  # (sH, sW, N, C, Hq, Wq)
-    phases = phases.reshape(sh, sw, n, 1 if flat else c, -1)  # (sH, sW, N, rows, row length): a copy if sH > 1
+    phases = phases.reshape(sh, sw, n, 1 if flat else c, -1)  # (sH, sW, N, rows, row length)
     acc = np.empty(phases.shape[2:], dtype=x.dtype)  # (N, rows, row length)
     length = acc.shape[2] - ((kh - 1) // sh * wq + (kw - 1) // sw)  # every slice stays inside its row
     block = acc.shape[1] if flat else max(1, CACHE_FLOATS // (n * plane))  # rows at a time
