@@ -42,8 +42,9 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, act=None):
         for n, o, y, x_, c, i, j:   # c over the C_in / groups inputs of o's group g = o // (C_out / groups)
             out[n, o, y, x_] += w[o, c, i, j] * xpad[n, g * C_in / groups + c, y * sH + i, x_ * sW + j]
 
-    Here the pixel loops are vectorised: per kernel tap (i, j), one matrix product (dense and grouped) or
-    one per-channel multiply-add (depthwise) over the whole batch, accumulated in place.
+    Here the pixel loops are vectorised: dense and grouped convolutions are one matrix product per group
+    over the taps gathered side by side (im2col); depthwise ones one per-channel multiply-add per tap over
+    the whole batch, accumulated in place.
     """
     n, c_in, h, w = x.shape
     c_out, c_in_per_group, kh, kw = weight.shape
@@ -63,14 +64,14 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, act=None):
     else:
         xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C_in, H + 2pH, W + 2pW)
         xg = xpad.reshape(n, groups, c_in_per_group, h + 2 * ph, w + 2 * pw)  # (N, G, C_in/G, Hp, Wp)
-        wg = weight.reshape(groups, c_out // groups, c_in_per_group, kh, kw)  # (G, C_out/G, C_in/G, kH, kW)
-        out = np.zeros((n, groups, c_out // groups, h_out * w_out), dtype=x.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                tap = xg[:, :, :, i : i + sh * (h_out - 1) + 1 : sh, j : j + sw * (w_out - 1) + 1 : sw]
-                tap = tap.reshape(n, groups, c_in_per_group, h_out * w_out)  # (N, G, C_in/G, Ho*Wo)
-                out += np.matmul(wg[None, :, :, :, i, j], tap)  # (N, G, C_out/G, Ho*Wo)
-        out = out.reshape(n, c_out, h_out, w_out)
+        wg = weight.reshape(groups, c_out // groups, c_in_per_group * kh * kw)  # (G, C_out/G, C_in/G kH kW)
+        taps = [
+            xg[:, :, :, i : i + sh * (h_out - 1) + 1 : sh, j : j + sw * (w_out - 1) + 1 : sw]  # (N, G, C_in/G, Ho, Wo)
+            for i in range(kh)
+            for j in range(kw)
+        ]
+        columns = np.stack(taps, axis=3).reshape(n, groups, -1, h_out * w_out)  # (N, G, C_in/G kH kW, Ho*Wo)
+        out = np.matmul(wg, columns).reshape(n, c_out, h_out, w_out)  # one product per group (im2col)
     if bias is not None:
         out += bias.astype(x.dtype, copy=False)[None, :, None, None]
     if act == "relu":
@@ -131,8 +132,8 @@ def batch_norm(x, weight, bias, running_mean, running_var, eps=BATCHNORM_EPS):
     x : ndarray, shape (N, C, H, W) or (N, C); returns the same shape.
     """
     dt = x.dtype
-    scale = (weight.astype(dt) / np.sqrt(running_var.astype(dt) + dt.type(eps))).astype(dt)
-    shift = (bias.astype(dt) - running_mean.astype(dt) * scale).astype(dt)
+    scale = weight.astype(dt, copy=False) / np.sqrt(running_var.astype(dt, copy=False) + dt.type(eps))
+    shift = bias.astype(dt, copy=False) - running_mean.astype(dt, copy=False) * scale
     expand = (slice(None),) + (None,) * (x.ndim - 2)  # (C, 1, 1) for NCHW
     out = x * scale[expand]  # one scale-and-shift: a new array, then the shift in place
     out += shift[expand]
@@ -205,7 +206,7 @@ def upsample_nearest(x, size):
     """
     rows = nearest_source_index(x.shape[2], size[0])
     cols = nearest_source_index(x.shape[3], size[1])
-    return x[:, :, rows][:, :, :, cols]  # (N, C, H, w) then (N, C, H, W)
+    return x[:, :, rows[:, None], cols]  # (N, C, H, W): one gather, the row index broadcast against the column
 
 
 def linear(x, weight, bias=None):
