@@ -109,12 +109,14 @@ def _depthwise(x, weight, stride, padding, out_hw):
     length = acc.shape[2] - ((kh - 1) // sh * wq + (kw - 1) // sw)  # every slice stays inside its row
     block = acc.shape[1] if flat else max(1, CACHE_FLOATS // (n * plane))  # rows at a time
     product = np.empty((n, block, length), dtype=x.dtype)
+    if flat:  # (kH * kW, C * plane): each tap's weight repeated over its channel's plane
+        repeated = np.repeat(weight.reshape(c, kh * kw).T, plane, axis=1)
     for r in range(0, acc.shape[1], block):
         rows = slice(r, r + block)
         for i in range(kh):
             for j in range(kw):
                 start = (i // sh) * wq + j // sw
-                tap = np.repeat(weight[:, i, j], plane)[:length] if flat else weight[rows, i, j, None]
+                tap = repeated[i * kw + j, :length] if flat else weight[rows, i, j, None]
                 src = phases[i % sh, j % sw, :, rows, start : start + length]  # (N, rows, length)
                 if i == j == 0:
                     np.multiply(tap, src, out=acc[:, rows, :length])
