@@ -80,6 +80,26 @@ def test_depthwise_conv2d_matches_reference(kind, dtype, x_shape, w_shape, strid
 
 @pytest.mark.parametrize("kind", KERNEL_KINDS)
 @pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "x_shape, w_shape, stride, padding, groups",
+    DEPTHWISE_CASES
+    + [((1, 5, 7, 7), (5, 1, 5, 5), (2, 2), (2, 2), 5), ((2, 3, 6, 5), (3, 1, 3, 3), (1, 1), (1, 1), 3)],
+)
+def test_depthwise_conv2d_channels_last_matches_reference(kind, dtype, x_shape, w_shape, stride, padding, groups):
+    """The small-map depthwise kernel: taps given as (kH, kW, C), input and output NCHW."""
+    rng = np.random.default_rng(9)
+    x, weight = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    bias = rng.standard_normal(w_shape[0]).astype(dtype)
+    taps = np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0))
+    for relu in (False, True):
+        expected = numpy_ops.conv2d(x, weight, bias, stride, padding, groups, "relu" if relu else None)
+        out = np.full_like(expected, np.nan)  # every element must be written
+        kernel("depthwise_conv2d_channels_last", kind)(x, taps, bias, *stride, *padding, relu, out)
+        assert_close(out, expected, dtype)
+
+
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("out_chs, hw, gated", [(6, (5, 7), False), (5, (7, 7), True), (4, (3, 2), True)])
 def test_ghost_module_epilogue_matches_the_composition(kind, dtype, out_chs, hw, gated):
     """After the 1 x 1 product: bias, ReLU, the cheap 3 x 3 into the second half, the gate, in one buffer."""

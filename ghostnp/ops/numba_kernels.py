@@ -193,6 +193,48 @@ def _depthwise_conv2d(x, weight, bias, stride_h, stride_w, pad_h, pad_w, relu, o
             bias_act_row(out[b, ch, oy], acc[oy * wq :], bias[ch], relu)
 
 
+def _depthwise_conv2d_channels_last(x, taps, bias, stride_h, stride_w, pad_h, pad_w, relu, out):
+    """:func:`_depthwise_conv2d` channels last inside, for small maps with many channels (14 x 14 x 672).
+
+    x : ndarray, shape (N, C, H, W); taps : (kH, kW, C), ``taps[i, j, c] = weight[c, 0, i, j]``; bias : (C,);
+    stride_h, stride_w, pad_h, pad_w : int; relu : bool; out : (N, C, H_out, W_out), written.
+
+    The zero-padded input is transposed into one row of channels per pixel, every output pixel is the sum
+    of its kH x kW taps as loops over the channels (vectorised; the per-channel planes are too small to
+    vectorise over pixels), and the result is transposed back.
+    """
+    n, c, h, w = x.shape
+    kh, kw = taps.shape[0], taps.shape[1]
+    h_out, w_out = out.shape[2], out.shape[3]
+    wp = w + 2 * pad_w
+    padded = np.zeros(((h + 2 * pad_h) * wp, c), dtype=x.dtype)  # (Hp * Wp, C); the border stays zero
+    staged = np.empty((h_out * w_out, c), dtype=x.dtype)  # (H_out * W_out, C)
+    acc = np.empty(c, dtype=x.dtype)
+    zero = bias[0] - bias[0]
+    for b in range(n):
+        for ch in range(c):
+            for y in range(h):
+                src, row = x[b, ch, y], (y + pad_h) * wp + pad_w  # (W,)
+                for k in range(w):
+                    padded[row + k, ch] = src[k]
+        for oy in range(h_out):
+            for ox in range(w_out):
+                acc[:] = 0
+                for i in range(kh):
+                    for j in range(kw):
+                        src, tap = padded[(oy * stride_h + i) * wp + ox * stride_w + j], taps[i, j]  # (C,), (C,)
+                        for k in range(c):
+                            acc[k] += tap[k] * src[k]
+                dst = staged[oy * w_out + ox]
+                for k in range(c):
+                    v = acc[k] + bias[k]
+                    dst[k] = v if not relu or v > zero else zero
+        for ch in range(c):
+            dst = out[b, ch].reshape(h_out * w_out)
+            for p in range(h_out * w_out):
+                dst[p] = staged[p, ch]
+
+
 def _bias_act_row(dst, src, shift, relu):
     """``dst[k] = src[k] + shift``, then ``max(., 0)`` if ``relu``, for k < len(dst): one epilogue row.
 
@@ -412,6 +454,7 @@ logistic_from_exp = _jit(_logistic_from_exp)
 upsample_nearest = _jit(_upsample_nearest)
 bias_act_row = _jit(_bias_act_row)
 depthwise_conv2d = _jit(_depthwise_conv2d)
+depthwise_conv2d_channels_last = _jit(_depthwise_conv2d_channels_last)
 ghost_module_epilogue = _jit(_ghost_module_epilogue)
 ghost_module_channels_last = _jit(_ghost_module_channels_last)
 dfc_gate_tail = _jit(_dfc_gate_tail)

@@ -29,6 +29,7 @@ from .numpy_ops import _pair, nearest_source_index
 ACCELERATED = ("conv2d", "sigmoid", "avg_pool_2x2", "upsample_nearest", *FUSED_OP_NAMES)
 __all__ = list(OP_NAMES + FUSED_OP_NAMES)
 CHANNELS_LAST_PIXELS = 14 * 14  # the largest map whose gated Ghost modules run channels last
+DEPTHWISE_CHANNELS_LAST_PIXELS = 28 * 28  # depthwise convolutions on maps this small run channels last
 NO_GATE = {np.dtype(np.float32): np.zeros((0, 0, 0, 0), np.float32), np.dtype(np.float64): np.zeros((0, 0, 0, 0))}
 
 
@@ -57,7 +58,10 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, act=None):
         numba_kernels.bias_act(out, bias, act == "relu")
         return out.reshape(n, c_out, h, w)
     out = np.empty((n, c_out, h_out, w_out), dtype=x.dtype)
-    if c_in_per_group == 1 and c_out == groups:
+    if c_in_per_group == 1 and c_out == groups and h * w <= DEPTHWISE_CHANNELS_LAST_PIXELS:
+        taps = np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0))  # (kH, kW, C)
+        numba_kernels.depthwise_conv2d_channels_last(x, taps, bias, sh, sw, ph, pw, act == "relu", out)
+    elif c_in_per_group == 1 and c_out == groups:
         numba_kernels.depthwise_conv2d(x, weight, bias, sh, sw, ph, pw, act == "relu", out)
     else:
         numba_kernels.conv2d_direct(x, weight, bias, sh, sw, ph, pw, act == "relu", out)
