@@ -288,16 +288,16 @@ def _ghost_module_epilogue(out, init_chs, primary_bias, cheap_weight, cheap_bias
             for k in range(w):
                 dst[k] = src[k]
         ghost = init_chs + ch
-        if ghost < out_chs:
-            for i in range(3):
-                for j in range(3):
-                    tap, src = cheap_weight[ch, 0, i, j], padded[i * wp + j :]
-                    if i == 0 and j == 0:
-                        for k in range(span):
-                            acc[k] = tap * src[k]
-                    else:
-                        for k in range(span):
-                            acc[k] += tap * src[k]
+        if ghost < out_chs:  # the 9 taps in one pass, summed in tap order: the rounding of one tap at a time
+            (t0, t1, t2), (t3, t4, t5), (t6, t7, t8) = cheap_weight[ch, 0]
+            s0, s1, s2 = padded[0:], padded[1:], padded[2:]  # tap (i, j) reads padded[i * wp + j + k]
+            s3, s4, s5 = padded[wp:], padded[wp + 1 :], padded[wp + 2 :]
+            s6, s7, s8 = padded[2 * wp :], padded[2 * wp + 1 :], padded[2 * wp + 2 :]
+            for k in range(span):
+                acc[k] = (
+                    t0 * s0[k] + t1 * s1[k] + t2 * s2[k] + t3 * s3[k] + t4 * s4[k]
+                    + t5 * s5[k] + t6 * s6[k] + t7 * s7[k] + t8 * s8[k]
+                )  # fmt: skip
             for y in range(h):
                 bias_act_row(out[b, ghost, y], acc[y * wp :], cheap_bias[ch], relu)
         if gated:
@@ -384,24 +384,28 @@ def _dfc_gate_tail(r, reduce_bias, row_weight, row_bias, col_weight, col_bias, o
         b, ch = image_channel // c, image_channel % c
         for y in range(h):
             bias_act_row(padded[(y + 2) * wp + 2 :][:w], r[b, ch, y], reduce_bias[ch], False)
-        for j in range(5):  # along W: the map's rows, read from column 2 - 2 + j
-            tap, src = row_weight[ch, 0, 0, j], padded[2 * wp + j :]
-            if j == 0:
-                for k in range(span):
-                    acc[k] = tap * src[k]
-            else:
-                for k in range(span):
-                    acc[k] += tap * src[k]
+        t0, t1, t2, t3, t4 = row_weight[ch, 0, 0]  # along W: the map's rows, tap j from column 2 - 2 + j
+        s0, s1, s2, s3, s4 = (
+            padded[2 * wp :],
+            padded[2 * wp + 1 :],
+            padded[2 * wp + 2 :],
+            padded[2 * wp + 3 :],
+            padded[2 * wp + 4 :],
+        )
+        for k in range(span):  # the 5 taps in one pass, summed in tap order
+            acc[k] = t0 * s0[k] + t1 * s1[k] + t2 * s2[k] + t3 * s3[k] + t4 * s4[k]
         for y in range(h):
             bias_act_row(padded[(y + 2) * wp + 2 :][:w], acc[y * wp :], row_bias[ch], False)
-        for i in range(5):  # along H: read from row 2 - 2 + i
-            tap, src = col_weight[ch, 0, i, 0], padded[i * wp + 2 :]
-            if i == 0:
-                for k in range(span):
-                    acc[k] = tap * src[k]
-            else:
-                for k in range(span):
-                    acc[k] += tap * src[k]
+        t0, t1, t2, t3, t4 = col_weight[ch, 0, :, 0]  # along H: tap i from row 2 - 2 + i
+        s0, s1, s2, s3, s4 = (
+            padded[2:],
+            padded[wp + 2 :],
+            padded[2 * wp + 2 :],
+            padded[3 * wp + 2 :],
+            padded[4 * wp + 2 :],
+        )
+        for k in range(span):
+            acc[k] = t0 * s0[k] + t1 * s1[k] + t2 * s2[k] + t3 * s3[k] + t4 * s4[k]
         for y in range(h):
             bias_act_row(out[b, ch, y], acc[y * wp :], col_bias[ch], False)
 
