@@ -4,14 +4,19 @@ What runs where (measured on ghostnetv2_100, see ``benchmarks/README.md``):
 
 - ``conv2d`` with a 1 x 1 kernel, stride 1, no padding, one group (the 67 pointwise convolutions) is a
   matrix product through NumPy's BLAS, which beats any loop we can write; Numba only adds the bias and the
-  ReLU in the same pass (``bias_act``). Depthwise convolutions (3 x 3 / 5 x 5 at stride 1 and 2, the
-  DFC branch's (1, 5) and (5, 1)) run ``depthwise_conv2d``, one channel at a time in cache; the others
-  (the 3 x 3 stride-2 stem) run the direct loop ``conv2d_direct``.
+  ReLU in the same pass (``bias_act``). Depthwise convolutions (3 x 3 / 5 x 5 at stride 1 and 2) run
+  ``depthwise_conv2d``, one channel at a time in cache, or on maps of 28 x 28 and smaller
+  ``depthwise_conv2d_channels_last``, whose loops run over the channels of a pixel (hundreds) rather
+  than the pixels of a small plane; the others (the 3 x 3 stride-2 stem) run the direct loop
+  ``conv2d_direct``.
 - The fused ops: ``ghost_module`` is one matrix product written straight into the module's output buffer,
   then one pass per channel (bias, ReLU, the cheap depthwise 3 x 3 into the other half of the buffer, the
   DFC gate upsampled on the fly and multiplied in): no concatenation, no slice, no upsampled gate in
-  memory. ``dfc_gate`` is the pooling kernel, one matrix product and one pass per channel for the
-  (1, 5), (5, 1) and the sigmoid.
+  memory. Gated modules on 14 x 14 and smaller maps compute channels last instead (BLAS writes the
+  product transposed, the loops run over channels, one transpose at the end). ``dfc_gate`` is the
+  pooling kernel, one matrix product, one pass per channel for the (1, 5) and (5, 1) (channels last for
+  7 x 7 and smaller gates, returned as a view that ``ghost_module`` reads without a copy), then the
+  sigmoid over the whole gate with NumPy's vectorised ``exp``.
 - ``avg_pool_2x2`` and ``upsample_nearest`` are Numba loops; ``sigmoid`` takes ``exp`` from NumPy (SIMD)
   and the rest from a Numba loop.
 - Every other op in ``OP_NAMES`` is the reference function itself (re-exported at the end of this file).
