@@ -23,7 +23,7 @@ contracts in ``pyproject.toml``), and ``weights_converter`` beside it knows noth
 ==========================================  ===========================================================
 
 ``import ghostnp`` imports numpy and the standard library only; ``ghostnp.viz`` and ``ghostnp.notebook``
-(matplotlib) are loaded when first used.
+(matplotlib) and ``ghostnp.train`` are loaded when first used.
 """
 
 import importlib
@@ -42,11 +42,12 @@ from .weights.files import load_weights
 
 __version__ = "0.1.0"
 
-_LAZY_MODULES = {"viz": "ghostnp.teaching.viz", "notebook": "ghostnp.teaching.notebook"}
+_LAZY_MODULES = {"viz": "ghostnp.teaching.viz", "notebook": "ghostnp.teaching.notebook", "train": "ghostnp.train"}
 
 
 def __getattr__(name):
-    """``ghostnp.viz`` and ``ghostnp.notebook``: imported on first use, so matplotlib is never loaded early."""
+    """``ghostnp.viz``, ``ghostnp.notebook`` and ``ghostnp.train``: imported on first use, so matplotlib is
+    never loaded early."""
     if name in _LAZY_MODULES:
         return importlib.import_module(_LAZY_MODULES[name])
     raise AttributeError(f"module 'ghostnp' has no attribute {name!r}")

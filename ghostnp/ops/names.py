@@ -15,4 +15,5 @@ OP_NAMES = (
     "concat_channels",
     "slice_channels",
     "flatten",
+    "dropout",
 )
