@@ -181,13 +181,14 @@ class TrainingTape(Tape):
         self.trained_batch_norms = []
 
     def call(self, op, *args, **kwargs):
+        """As :meth:`Tape.call`, with training-mode BatchNorm (for trained BatchNorms) and dropout."""
         if op == "batch_norm" and id(args[1]) in self._batch_norm_of:
-            return self.batch_norm(*args, **kwargs)
+            return self.batch_norm_in_training(*args, **kwargs)
         if op == "dropout" and args[1] != 0:
-            return self.dropout(*args)
+            return self.dropout_in_training(*args)
         return super().call(op, *args, **kwargs)
 
-    def batch_norm(self, x, weight, bias, running_mean, running_var, eps=numpy_ops.BATCHNORM_EPS):
+    def batch_norm_in_training(self, x, weight, bias, running_mean, running_var, eps=numpy_ops.BATCHNORM_EPS):
         """Training BatchNorm (see the class): (N, C, H, W) -> (N, C, H, W); updates the running statistics."""
         out = self.run("batch_norm_training", batch_norm_training, x, weight, bias, eps=eps)
         bn = self._batch_norm_of[id(weight)]
@@ -200,7 +201,7 @@ class TrainingTape(Tape):
         self.trained_batch_norms.append(bn)
         return out
 
-    def dropout(self, x, rate):
+    def dropout_in_training(self, x, rate):
         """Drop each unit with probability ``rate`` (a mask from ``rng``): (N, F) -> (N, F)."""
         if not 0 <= rate < 1:
             raise ValueError(f"the dropout rate must be in [0, 1), got {rate}; 0 turns dropout off")
