@@ -57,6 +57,9 @@ def vjp_conv2d(grad_out, out, x, weight, bias=None, stride=1, padding=0, groups=
     (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
     h_out, w_out = grad_out.shape[2:]
     weight = weight.astype(grad_out.dtype, copy=False)
+    if kh == kw == 1 and sh == sw == 1 and ph == pw == 0 and groups == 1:  # pointwise: one product, W^T g
+        grad_x = np.matmul(weight[:, :, 0, 0].T, grad_out.reshape(n, c_out, h * w))  # (N, C_in, H*W)
+        return (grad_x.reshape(n, c_in, h, w),)
     wg = weight.reshape(groups, c_out // groups, c_in_per_group, kh, kw)  # (G, C_out/G, C_in/G, kH, kW)
     g = grad_out.reshape(n, groups, c_out // groups, h_out * w_out)  # (N, G, C_out/G, Ho*Wo)
     grad_xpad = np.zeros((n, groups, c_in_per_group, h + 2 * ph, w + 2 * pw), dtype=grad_out.dtype)
@@ -206,13 +209,27 @@ def vjp_upsample_nearest(grad_out, out, x, size):
     """Scatter-add: each source pixel collects the gradients of all output pixels that copied it.
 
     grad_out : (N, C, H, W) -> grad_x : (N, C, h, w), with the legacy index map of ``upsample_nearest``
-    (3 -> 7 copies rows 0, 0, 0, 1, 1, 2, 2, so row 0 of the source sums three output rows).
+    (3 -> 7 copies rows 0, 0, 0, 1, 1, 2, 2, so row 0 of the source sums three output rows). The map never
+    decreases, so the copies of a source row are a run of output rows: summed with one ``np.add.reduceat``
+    per axis (rows, then columns); a source row no output copied keeps a zero gradient.
     """
     rows = nearest_source_index(x.shape[2], size[0])
     cols = nearest_source_index(x.shape[3], size[1])
-    grad_x = np.zeros(x.shape, dtype=grad_out.dtype)
-    np.add.at(grad_x, (slice(None), slice(None), rows[:, None], cols[None, :]), grad_out)
-    return (grad_x,)
+    grad_x = _sum_runs(grad_out, rows, x.shape[2], axis=2)  # (N, C, h, W)
+    return (_sum_runs(grad_x, cols, x.shape[3], axis=3),)  # (N, C, h, w)
+
+
+def _sum_runs(grad, index, size, axis):
+    """Sum ``grad`` along ``axis`` over the runs of a non-decreasing index map into ``size`` entries."""
+    starts = np.flatnonzero(np.diff(index, prepend=-1))  # where each run of equal source indices begins
+    summed = np.add.reduceat(grad, starts, axis=axis)
+    shape = list(grad.shape)
+    shape[axis] = size
+    result = np.zeros(shape, dtype=grad.dtype)
+    where = [slice(None)] * grad.ndim
+    where[axis] = index[starts]
+    result[tuple(where)] = summed
+    return result
 
 
 def vjp_linear(grad_out, out, x, weight, bias=None):
