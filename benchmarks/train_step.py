@@ -23,7 +23,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench import run_python, thread_env  # noqa: E402  (the benchmark's subprocess helpers)
+from bench import run_python, thread_env  # the benchmark's subprocess helpers
 
 CASES = (("ghostnetv2_tiny", 64, 32), ("ghostnetv2_100", 224, 8))
 

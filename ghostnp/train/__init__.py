@@ -8,6 +8,7 @@ SGD and AdamW, learning-rate schedules and a ``fit`` loop.
 ``cosine_lr``, ``step_lr``             learning rate as a function of the epoch (schedules.py)
 ``fit(model, images, labels, ...)``    shuffled mini-batches, a progress bar, a history per epoch (fit.py)
 ``cross_entropy``, ``accuracy``        the loss and its gradient (loss.py); inference accuracy (fit.py)
+``with_new_head(model, num_classes)``  the same backbone with a fresh classifier, for new classes (head.py)
 =====================================  ========================================================================
 
 The forward and backward passes run on a recording op table (:mod:`ghostnp.autodiff.record`): the model
@@ -16,6 +17,7 @@ code is the one inference runs, in training mode.
 
 from .fit import accuracy, fit
 from .gradients import loss_and_grads, trainable_keys
+from .head import with_new_head
 from .loss import cross_entropy
 from .optimizers import SGD, AdamW
 from .schedules import cosine_lr, step_lr
@@ -30,4 +32,5 @@ __all__ = [
     "loss_and_grads",
     "step_lr",
     "trainable_keys",
+    "with_new_head",
 ]
