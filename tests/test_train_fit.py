@@ -154,3 +154,17 @@ def test_ghostnp_train_is_reached_from_ghostnp_without_heavy_imports():
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "[]"
+
+
+def test_a_new_head_fine_tunes_on_frozen_features_and_leaves_the_original_alone():
+    images, labels = colour_problem(n=12)
+    base = ghostnp.create_model("ghostnetv2_tiny", seed=1)  # 1000 classes
+    model = ghostnp.train.with_new_head(base, num_classes=3, seed=2)
+    assert model.params["classifier.weight"].shape == (3, 128) and model.arch.num_classes == 3
+    history = fit(model, images, labels, epochs=3, batch_size=4, optimizer=SGD(0.02, momentum=0.9),
+                  trainable="classifier", progress=False)  # fmt: skip
+    assert history["loss"][-1] < history["loss"][0]
+    for key, value in base.params.items():
+        if not key.startswith("classifier."):
+            assert model.params[key] is value  # untouched, still shared
+    assert base.params["classifier.weight"].shape == (1000, 128)
