@@ -5,7 +5,7 @@
 >>> x = np.random.default_rng(0).normal(size=(4, 3, 33, 33))
 >>> loss, grads = ghostnp.train.loss_and_grads(model, x, [0, 1, 2, 0], rng=0)
 >>> grads["conv_stem.weight"].shape
-(8, 3, 3, 3)
+(16, 3, 3, 3)
 """
 
 import numpy as np
