@@ -41,6 +41,17 @@ def unbroadcast(grad, shape):
     return grad.sum(axis=stretched, keepdims=True) if stretched else grad
 
 
+def _through_conv_relu(grad_out, out, weight, stride, padding, groups, act):
+    """What both convolution VJPs start from: the gradient through the fused ReLU (zero where the output was
+    clipped), the per-axis stride and padding, and whether the convolution is pointwise (1 x 1, stride 1, no
+    padding, one group: a plain matrix product)."""
+    if act == "relu":
+        grad_out = grad_out * (out > 0)
+    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
+    pointwise = weight.shape[2:] == (1, 1) and sh == sw == 1 and ph == pw == 0 and groups == 1
+    return grad_out, (sh, sw), (ph, pw), pointwise
+
+
 def vjp_conv2d(grad_out, out, x, weight, bias=None, stride=1, padding=0, groups=1, act=None):
     """Gradient of a convolution w.r.t. its input: the transposed convolution.
 
@@ -50,14 +61,12 @@ def vjp_conv2d(grad_out, out, x, weight, bias=None, stride=1, padding=0, groups=
     ``w[o, c, i, j] * grad_out[.., y, x_]`` back to ``xpad[.., y*sH + i, x_*sW + j]``; the padding border is
     then cut off, and rows / columns the strided windows never reached keep a zero gradient.
     """
-    if act == "relu":
-        grad_out = grad_out * (out > 0)
+    grad_out, (sh, sw), (ph, pw), pointwise = _through_conv_relu(grad_out, out, weight, stride, padding, groups, act)
     n, c_in, h, w = x.shape
     c_out, c_in_per_group, kh, kw = weight.shape
-    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
     h_out, w_out = grad_out.shape[2:]
     weight = weight.astype(grad_out.dtype, copy=False)
-    if kh == kw == 1 and sh == sw == 1 and ph == pw == 0 and groups == 1:  # pointwise: one product, W^T g
+    if pointwise:  # one product, W^T g
         grad_x = np.matmul(weight[:, :, 0, 0].T, grad_out.reshape(n, c_out, h * w))  # (N, C_in, H*W)
         return (grad_x.reshape(n, c_in, h, w),)
     wg = weight.reshape(groups, c_out // groups, c_in_per_group, kh, kw)  # (G, C_out/G, C_in/G, kH, kW)
@@ -83,15 +92,13 @@ def vjp_conv2d_params(grad_out, out, x, weight, bias=None, stride=1, padding=0, 
     y sH + i, x_ sW + j]`` gives ``grad_w[o, c, i, j] = sum over n, y, x_ of grad_out[n, o, y, x_] * xpad[...]``,
     one matrix product per tap (i, j) as in the forward op; ``grad_b[o]`` sums ``grad_out[:, o]``.
     """
-    if act == "relu":
-        grad_out = grad_out * (out > 0)
+    grad_out, (sh, sw), (ph, pw), pointwise = _through_conv_relu(grad_out, out, weight, stride, padding, groups, act)
     n, c_in, h, w = x.shape
     c_out, c_in_per_group, kh, kw = weight.shape
-    (sh, sw), (ph, pw) = _pair(stride), _pair(padding)
     h_out, w_out = grad_out.shape[2:]
     x = x.astype(grad_out.dtype, copy=False)
     grad_bias = None if bias is None else grad_out.sum(axis=(0, 2, 3))  # (C_out,)
-    if kh == kw == 1 and sh == sw == 1 and ph == pw == 0 and groups == 1:  # pointwise: one product over N, H, W
+    if pointwise:  # one product over N, H and W
         g = grad_out.reshape(n, c_out, h * w)  # (N, C_out, H*W)
         grad_weight = np.tensordot(g, x.reshape(n, c_in, h * w), axes=([0, 2], [0, 2]))  # (C_out, C_in)
         return grad_weight.reshape(weight.shape), grad_bias
