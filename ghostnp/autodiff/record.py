@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..network.model import GhostNet
-from ..ops import OP_NAMES, numpy_ops
+from ..ops import FUSED_OP_NAMES, OP_NAMES, fused, numpy_ops
 from .training_ops import batch_norm_training, batch_statistics
 from .vjp import PARAM_VJPS, VJPS
 
@@ -68,6 +68,8 @@ class Tape:
         self._needs_grad = set(self._known)  # ids of the arrays that depend on an input or a parameter
 
     def __getattr__(self, name):
+        if name in FUSED_OP_NAMES:  # a fused op runs as its composition on this tape: each primitive is recorded
+            return lambda *args, **kwargs: getattr(fused, name)(self, *args, **kwargs)
         if name not in OP_NAMES:
             raise AttributeError(f"{type(self).__name__} has no op {name!r}; the ops are {', '.join(OP_NAMES)}")
         return lambda *args, **kwargs: self.call(name, *args, **kwargs)
@@ -243,7 +245,7 @@ def record_training(model, x, *, trainable, rng, drop_rate=None):
     tape : :class:`TrainingTape`; logits : ndarray, shape (N, num_classes), recorded on it.
     """
     tape = TrainingTape(x, model.params, trainable, rng)
-    recorder = GhostNet(model.arch, model.params, backend="numpy", fold_bn=False)
+    recorder = GhostNet(model.arch, model.params, backend="numpy", fold_bn=False, threads=1)
     recorder.params = model.params  # the very arrays the tape knows by id
     recorder.refresh()
     recorder.drop_rate = model.drop_rate if drop_rate is None else drop_rate

@@ -18,7 +18,7 @@ def with_new_head(model, num_classes, *, seed=0):
     The new ``classifier.weight`` (num_classes, head_chs) and ``classifier.bias`` (num_classes,) are drawn
     as PyTorch initialises an ``nn.Linear`` (uniform in +-1 / sqrt(head_chs)), from ``seed``; every other
     array is shared with ``model`` (training replaces arrays, so the original is left unchanged). Backend,
-    folding, dropout rate and BatchNorm counters are those of ``model``. Fine-tune it with
+    folding, threads, dropout rate and BatchNorm counters are those of ``model``. Fine-tune it with
     ``fit(..., trainable="classifier")``.
     """
     arch = get_architecture(model.arch.name, num_classes)
@@ -30,5 +30,11 @@ def with_new_head(model, num_classes, *, seed=0):
     params["classifier.weight"] = rng.uniform(-bound, bound, (num_classes, head_chs)).astype(dtype)
     params["classifier.bias"] = rng.uniform(-bound, bound, num_classes).astype(dtype)
     return GhostNet(
-        arch, params, backend=model.backend, fold_bn=model.fold_bn, source="the new head", drop_rate=model.drop_rate
+        arch,
+        params,
+        backend=model.backend,
+        fold_bn=model.fold_bn,
+        threads=model.threads,
+        source="the new head",
+        drop_rate=model.drop_rate,
     )
