@@ -58,6 +58,15 @@ class GhostNet:
     def __repr__(self):
         return f"GhostNet({self.arch.name!r}, backend={self.backend!r}, params={self.num_params:,})"
 
+    def __getstate__(self):
+        """What ``pickle`` sends (to a process pool, a cluster worker): the architecture, the parameters and the
+        backend's name. The op table (a module) and anything derived from the parameters (the folded copy) are
+        rebuilt on arrival, so a pickle holds each weight once."""
+        return {"arch": self.arch, "params": self.params, "backend": self.backend, "fold_bn": self.fold_bn}
+
+    def __setstate__(self, state):
+        self.__init__(state["arch"], state["params"], backend=state["backend"], fold_bn=state["fold_bn"])
+
     @property
     def num_params(self):
         return sum(v.size for k, v in self.params.items() if is_trainable(k))
