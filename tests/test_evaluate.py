@@ -8,6 +8,18 @@ top-1 hits, top-5 hits and misses, and only classes whose logit stands apart fro
 than float32 rounding) are chosen: the expected figures cannot flip on a rounding difference.
 """
 
+import io
+import json
+import os
+import pickle
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -15,8 +27,11 @@ from synthetic_imagenet import LAYOUTS, layout_root, write_images, write_layout
 from torch_reference import build_torch_model_width, randomize_batchnorm
 
 import ghostnp
+from ghostnp.cli.main import EXIT_FAILED_FILES, EXIT_NO_WEIGHTS, EXIT_WORKER_DIED, main
 from ghostnp.images.datasets import DatasetError, find_labelled_images
 from ghostnp.images.labels import imagenet_classes
+from ghostnp.images.pipeline import preprocessed_batches
+from ghostnp.inference.classification import eval_config
 from ghostnp.inference.evaluation import true_class_ranks
 
 MODEL = "ghostnetv2_050"
@@ -197,3 +212,118 @@ def test_labels_file_errors(reference, tmp_path):
         find_labelled_images(images, labels_file)
     with pytest.raises(DatasetError, match="does not exist"):
         find_labelled_images(images, tmp_path / "missing.txt")
+
+
+def run_cli(argv):
+    out = io.StringIO()
+    return main(argv, out=out), out.getvalue()
+
+
+def test_cli_table_json_limit_and_exit_statuses(reference, tiny_weights, tmp_path, capsys, monkeypatch):
+    files, labels, _, _ = reference
+    write_layout(tmp_path / "set", "wnid folders", files, labels)
+    tiny = ["--model", "ghostnetv2_tiny", "--weights", str(tiny_weights), "--workers", "0"]
+    status, out = run_cli(["evaluate", str(tmp_path / "set"), *tiny])
+    expected = ghostnp.evaluate(tmp_path / "set", "ghostnetv2_tiny", weights=tiny_weights, workers=0)
+    table = dict(line.split(None, 1) for line in out.splitlines())
+    assert status == 0 and list(table) == ["model", "layout", "top-1", "top-5", "count", "failed", "time"]
+    assert table["top-1"] == f"{expected.top1:.3f} %" and table["count"] == "12" and table["failed"] == "0"
+    assert table["layout"].startswith("wnid folders") and "images/s" in table["time"]
+
+    status, out = run_cli(["evaluate", str(tmp_path / "set"), *tiny, "--json", "--limit", "5"])
+    record = json.loads(out)
+    assert (
+        status == 0
+        and record["count"] == 5
+        and record["failed"] == []
+        and sum(c["count"] for c in record["per_class"]) == 5
+    )
+    assert {"top1", "top5", "images_per_second", "seconds", "layout", "model"} <= set(record)
+    assert capsys.readouterr().err == ""  # no progress bar, no messages in --json mode
+
+    (tmp_path / "set" / imagenet_classes()[labels[0]].wnid / "broken.JPEG").write_bytes(b"not a JPEG")
+    status, out = run_cli(["evaluate", str(tmp_path / "set"), *tiny, "--json"])
+    assert status == EXIT_FAILED_FILES and json.loads(out)["count"] == 12
+    assert "broken.JPEG" in json.loads(out)["failed"][0]["file"] and "broken.JPEG" in capsys.readouterr().err
+
+    status, _ = run_cli(["evaluate", str(tmp_path / "set" / imagenet_classes()[labels[0]].wnid), *tiny])
+    assert status == 2 and "Accepted layouts" in capsys.readouterr().err
+
+    monkeypatch.setenv("GHOSTNP_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("GHOSTNP_OFFLINE", "1")
+    status, _ = run_cli(["evaluate", str(tmp_path / "set"), "--limit", "1"])
+    assert status == EXIT_NO_WEIGHTS and "ck_ghostnetv2_10.pth.tar" in capsys.readouterr().err
+
+
+def children_of(pid):
+    """The process ids of ``pid``'s children (Linux: /proc/PID/task/*/children)."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        try:
+            found += [int(child) for child in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="finds the worker processes through /proc")
+def test_a_killed_worker_ends_the_run_with_a_clear_error(reference, tiny_weights, tmp_path):
+    files, labels, _, _ = reference
+    write_layout(tmp_path, "wnid folders", files * 10, labels * 10)  # same names per class: 12 distinct files
+    for i, path in enumerate(sorted(tmp_path.rglob("*.JPEG")) * 5):  # 60 files, a few seconds of work
+        shutil.copy(path, path.with_name(f"copy_{i}_{path.name}"))
+    command = [sys.executable, "-m", "ghostnp", "evaluate", str(tmp_path), "--model", "ghostnetv2_tiny"]
+    command += ["--weights", str(tiny_weights), "--workers", "2", "--batch-size", "1", "--json"]
+    run = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while not children_of(run.pid) and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.01)
+        workers = children_of(run.pid)
+        assert workers, "the run started no worker process"
+        os.kill(workers[0], signal.SIGKILL)
+        _, err = run.communicate(timeout=60)  # a hang fails here
+    finally:
+        run.kill()
+    assert run.returncode == EXIT_WORKER_DIED
+    assert "a worker process decoding images died" in err and "--workers 0" in err and "Traceback" not in err
+
+
+def test_pipeline_batches_are_in_order_bounded_and_report_failures():
+    class Recorded(list):
+        """A list that records which slices the pipeline has taken out of it (one per task submitted)."""
+
+        taken = 0
+
+        def __getitem__(self, index):
+            if isinstance(index, slice):
+                Recorded.taken += 1
+            return super().__getitem__(index)
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (40 + i, 50, 3), dtype=np.uint8) for i in range(10)]
+    sources = Recorded(images[:3] + [np.zeros((8, 8), np.float32)] + images[3:])  # position 3 is refused
+    config = eval_config("ghostnetv2_100")
+    for workers, threads in ((0, False), (2, True), (1, False)):
+        Recorded.taken = 0
+        batches = preprocessed_batches(sources, config, batch_size=2, workers=workers, prefetch=3, threads=threads)
+        first = next(batches)
+        assert Recorded.taken == (1 if workers == 0 else 3)  # never more than prefetch batches in flight
+        rest = list(batches)
+        assert [b.positions for b in [first, *rest]] == [[0, 1], [2], [4, 5], [6, 7], [8, 9], [10]]
+        assert [b.failures for b in [first, *rest]][1][0][0] == 3 and "float32" in rest[0].failures[0][1]
+        inputs = np.concatenate([b.inputs for b in [first, *rest]])  # (10, 3, 224, 224)
+        np.testing.assert_array_equal(inputs, np.concatenate([ghostnp.preprocess(i) for i in images]))
+
+
+def test_the_model_pickles_and_maps_over_a_process_pool(backend):
+    model = ghostnp.create_model("ghostnetv2_tiny", seed=3, backend=backend)
+    x = np.random.default_rng(0).normal(size=(2, 3, 64, 64)).astype(np.float32)
+    copy = pickle.loads(pickle.dumps(model))
+    assert (copy.backend, copy.arch) == (model.backend, model.arch)
+    np.testing.assert_array_equal(copy(x), model(x))
+    weight_bytes = sum(v.nbytes for v in model.params.values())
+    assert len(pickle.dumps(model)) < 1.1 * weight_bytes  # each weight once: the folded copy is rebuilt
+    with ProcessPoolExecutor(2) as pool:
+        logits = list(pool.map(model, [x[:1], x[1:]]))
+    np.testing.assert_allclose(np.concatenate(logits), model(x), rtol=1e-6, atol=1e-6)
