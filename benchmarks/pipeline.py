@@ -25,6 +25,7 @@ run if every one of them were busy with forward passes and decoding and nothing 
 """
 
 import argparse
+import functools
 import json
 import os
 import subprocess
@@ -76,15 +77,10 @@ def measure_evaluate(spec):
 
     weights = Path(spec["root"]).parent / f"{spec['model']}.npz"
     ghostnp.evaluate(spec["root"], spec["model"], weights=weights, backend=spec["backend"], limit=2, workers=0)
-    if spec.get("threads"):  # decoding threads instead of processes, for the comparison only
-        original = pipeline.preprocessed_batches
-
-        def with_threads(*args, **kwargs):
-            return original(*args, threads=True, **kwargs)
-
+    if spec.get("threads"):  # decoding threads instead of processes: a measurement, not an option of evaluate
         from ghostnp.inference import evaluation
 
-        evaluation.preprocessed_batches = with_threads
+        evaluation.preprocessed_batches = functools.partial(pipeline.preprocessed_batches, threads=True)
     start_wall, start_cpu = time.perf_counter(), cpu_seconds()
     result = ghostnp.evaluate(
         spec["root"],
@@ -212,41 +208,56 @@ def main(argv=None):
         "--blas-threads", default="1", help="OPENBLAS_NUM_THREADS for ghostnp (default 1, as on any shared machine)"
     )
     parser.add_argument("--no-torch", action="store_true", help="skip the PyTorch DataLoader pipeline")
+    parser.add_argument("--rounds", type=int, default=1, help="rounds over all runs, alternating (median; default 1)")
     args = parser.parse_args(argv)
+    import statistics
+
     from ghostnp.images.pipeline import usable_cores
 
     cores = usable_cores()
     env = dict(os.environ, GHOSTNP_BACKEND=args.backend, OPENBLAS_NUM_THREADS=args.blas_threads)
+    spec = {"model": args.model, "backend": args.backend, "batch": args.batch, "images": args.images, "cores": cores}
+    runs = [("decode (1 process)", "decode", spec), ("forward only", "forward", spec)]
+    for workers in args.workers:
+        runs.append((f"evaluate, workers={workers}", "evaluate", dict(spec, workers=workers)))
+        if args.threads and workers:
+            runs.append((f"evaluate, {workers} decoding threads", "evaluate", dict(spec, workers=workers, threads=1)))
+    runs.append((f"model over a {cores}-process pool", "model_pool", spec))
+    if not args.no_torch:
+        runs.append(("PyTorch DataLoader, 2 workers", "torch", dict(spec, workers=2)))
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    measured = {name: [] for name, _, _ in runs}
     with tempfile.TemporaryDirectory(prefix="ghostnp-pipeline-") as tmp:
-        root = make_folder(Path(tmp), args.images, args.model)
-        spec = {"root": str(root), "model": args.model, "backend": args.backend, "batch": args.batch}
-        spec.update(images=args.images, cores=cores)
-        rows = [("decode (1 process)", run("decode", spec, env)), ("forward only", run("forward", spec, env))]
-        for workers in args.workers:
-            rows.append((f"evaluate, workers={workers}", run("evaluate", dict(spec, workers=workers), env)))
-            if args.threads and workers:
-                threaded = run("evaluate", dict(spec, workers=workers, threads=1), env)
-                rows.append((f"evaluate, {workers} threads", threaded))
-        rows.append((f"model over a {cores}-process pool", run("model_pool", spec, env)))
-        if not args.no_torch:
-            rows.append(("PyTorch DataLoader, 2 workers", run("torch", dict(spec, workers=2), env)))
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    results = dict(rows)
-    decode, forward = results["decode (1 process)"], results["forward only"]
-    bound = None
-    if decode and forward:
-        d, f = decode["cpu"] / decode["images"], forward["cpu"] / forward["images"]
-        bound = cores / (f + d)
-        print(f"decode d = {1e3 * d:.1f} ms CPU per image, forward f = {1e3 * f:.1f} ms CPU per image")
-        print(f"bound cores / (f + d) = {cores} / {1e3 * (f + d):.1f} ms = {bound:.1f} images/s")
-    print(f"{args.images} images of 500 x 375, {args.model}, {args.backend}, batch {args.batch}, {cores} cores")
-    print(f"load average after: {load:.2f}")
+        root = str(make_folder(Path(tmp), args.images, args.model))
+        for _ in range(args.rounds):
+            for name, kind, run_spec in runs:
+                row = run(kind, dict(run_spec, root=root), env)
+                if row:
+                    measured[name].append(row)
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+
+    def median(name, key):
+        rows = measured[name]
+        return statistics.median(key(row) for row in rows) if rows else None
+
+    d = median("decode (1 process)", lambda row: row["cpu"] / row["images"])
+    f = median("forward only", lambda row: row["cpu"] / row["images"])
+    bound = cores / (f + d) if d and f else None
+    print(
+        f"{args.images} images of 500 x 375, {args.model}, {args.backend}, batch {args.batch}, {cores} cores, "
+        f"OPENBLAS_NUM_THREADS={args.blas_threads}, median of {args.rounds} round(s); "
+        f"load average {load_before:.2f} before, {load_after:.2f} after"
+    )
+    if bound:
+        print(f"decode d = {1e3 * d:.1f} ms CPU per image, forward f = {1e3 * f:.1f} ms CPU per image (all threads)")
+        print(f"bound = cores / (f + d) = {cores} / {1e3 * (f + d):.1f} ms = {bound:.1f} images/s")
     print("| run | images/s | CPU s / wall s | of the bound |\n|---|---|---|---|")
-    for name, row in rows:
-        if row is None:
+    for name, _, _ in runs:
+        rate = median(name, lambda row: row["images"] / row["wall"])
+        busy = median(name, lambda row: row["cpu"] / row["wall"])
+        if rate is None:
             print(f"| {name} | - | - | - |")
             continue
-        rate, busy = row["images"] / row["wall"], row["cpu"] / row["wall"]
         share = f"{rate / bound:.0%}" if bound else "-"
         print(f"| {name} | {rate:.1f} | {busy:.2f} of {cores} | {share} |")
 

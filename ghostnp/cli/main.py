@@ -230,6 +230,7 @@ def run_evaluate(args, out):
     if args.json:
         record = {
             "model": result.model,
+            "backend": result.backend,
             "layout": result.layout,
             "top1": result.top1,
             "top5": result.top5,
@@ -242,7 +243,7 @@ def run_evaluate(args, out):
         print(json.dumps(record), file=out)
     else:
         rows = [
-            ("model", f"{result.model} ({args.backend or os.environ.get('GHOSTNP_BACKEND') or 'numpy'} backend)"),
+            ("model", f"{result.model} ({result.backend} backend)"),
             ("layout", f"{result.layout}, {len(result.per_class)} classes"),
             ("top-1", f"{result.top1:.3f} %"),
             ("top-5", f"{result.top5:.3f} %"),

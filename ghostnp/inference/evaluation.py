@@ -55,13 +55,14 @@ class EvaluationResult:
     failed : list of (str, str)
         (path, reason) of each image that could not be read; left out of the score.
     images_per_second : float
-        Images handled (scored and failed) per second of wall time, reading the folder included.
+        Images handled (scored and failed) per second of wall time.
     seconds : float
-        Wall time of the run.
+        Wall time of the run: decoding, forward passes and scoring (listing the folder and loading the
+        model are not counted).
     per_class : dict of int to ClassAccuracy
         The accuracy of each class that has images, by class index.
-    model, layout : str
-        The model name and the layout the folder was read as.
+    model, backend, layout : str
+        The model name, the backend that ran it, and the layout the folder was read as.
     """
 
     top1: float
@@ -72,6 +73,7 @@ class EvaluationResult:
     seconds: float
     per_class: dict = field(repr=False)
     model: str = DEFAULT_MODEL
+    backend: str = "numpy"
     layout: str = ""
 
 
@@ -91,7 +93,7 @@ def true_class_ranks(logits, labels):
     return (logits > true_logit[:, np.newaxis]).sum(axis=1)  # (N,)
 
 
-def accuracy_from_ranks(ranks, labels, failed=(), *, seconds=0.0, model=DEFAULT_MODEL, layout=""):
+def accuracy_from_ranks(ranks, labels, failed=(), *, seconds=0.0, model=DEFAULT_MODEL, backend="numpy", layout=""):
     """An :class:`EvaluationResult` from the true-class rank of each scored image.
 
     Parameters
@@ -119,6 +121,7 @@ def accuracy_from_ranks(ranks, labels, failed=(), *, seconds=0.0, model=DEFAULT_
         seconds=seconds,
         per_class=per_class,
         model=model,
+        backend=backend,
         layout=layout,
     )
 
@@ -177,9 +180,9 @@ def evaluate(
     ghostnp.images.pipeline.PipelineError
         If a worker process dies.
     """
-    start = time.perf_counter()
     dataset = find_labelled_images(root, labels, limit=limit)
     net = load_model(model, weights, backend)
+    start = time.perf_counter()
     if workers is None:
         workers = usable_cores() if len(dataset.paths) > batch_size else 0
     batches = preprocessed_batches(dataset.paths, eval_config(model), batch_size=batch_size, workers=workers)
@@ -193,5 +196,11 @@ def evaluate(
                 scored_labels.extend(batch_labels)
             bar.update(len(batch.positions) + len(batch.failures))
     return accuracy_from_ranks(
-        ranks, scored_labels, failed, seconds=time.perf_counter() - start, model=model, layout=dataset.layout
+        ranks,
+        scored_labels,
+        failed,
+        seconds=time.perf_counter() - start,
+        model=model,
+        backend=net.backend,
+        layout=dataset.layout,
     )
