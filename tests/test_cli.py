@@ -154,3 +154,13 @@ def test_minimal_install_classifies_without_numba_scipy_matplotlib_or_torch(tiny
         [str(env_dir / "bin" / "ghostnp"), "models"], capture_output=True, text=True, timeout=120, check=False
     )
     assert command.returncode == 0 and "ghostnetv2_100" in command.stdout
+
+
+def test_bench_runs_the_checkouts_benchmark_script(capsys):
+    """``ghostnp bench`` hands its options to benchmarks/bench.py of the checkout (here: --help, which exits 0)."""
+    from ghostnp.cli.main import run_bench
+
+    with pytest.raises(SystemExit) as exited:
+        run_bench(None, None, ["--help"])
+    assert exited.value.code == 0
+    assert "--under-load" in capsys.readouterr().out  # an option only benchmarks/bench.py has

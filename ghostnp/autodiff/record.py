@@ -3,7 +3,7 @@
 The model calls every op through a table (:mod:`ghostnp.ops`). A :class:`Tape` is such a table: it has the
 same op names, computes each op with the NumPy reference (:mod:`ghostnp.ops.numpy_ops`) and records the
 call (op, inputs, output). Run the unchanged model on a tape, then walk the records in reverse with one
-vector-Jacobian product per op (:mod:`ghostnp.vjp`): that is reverse-mode differentiation, and it gives the
+vector-Jacobian product per op (:mod:`ghostnp.autodiff.vjp`): that is reverse-mode differentiation, and it gives the
 gradient of any recorded result with respect to the input image.
 
 >>> import numpy as np, ghostnp
@@ -106,14 +106,14 @@ class Tape:
 def record(model, x):
     """Run a model on ``x`` on a fresh tape, with the NumPy ops and the unfolded parameters.
 
-    model : :class:`ghostnp.model.GhostNet` (any backend: the tape always computes with NumPy);
+    model : :class:`ghostnp.network.model.GhostNet` (any backend: the tape always computes with NumPy);
     x : ndarray, shape (N, 3, H, W), float32 or float64 (float64 for gradients exact to ~1e-12).
 
     Returns
     -------
     tape : :class:`Tape` with input ``x``
     logits : ndarray, shape (N, num_classes)
-    intermediates : dict of every named result, as :meth:`~ghostnp.model.GhostNet.forward_intermediates`.
+    intermediates : dict of every named result, as :meth:`~ghostnp.network.model.GhostNet.forward_intermediates`.
     """
     tape = Tape(x)
     recorder = GhostNet(model.arch, model.params, backend="numpy", fold_bn=False)
@@ -153,7 +153,7 @@ def input_gradient(model, x, output=None):
 
     Parameters
     ----------
-    model : :class:`ghostnp.model.GhostNet`
+    model : :class:`ghostnp.network.model.GhostNet`
     x : ndarray, shape (N, 3, H, W), float32 or float64. Each sample's gradient is its own (samples do
         not interact at inference), so a batch gives N gradients in one pass.
     output : what to differentiate, for every sample:

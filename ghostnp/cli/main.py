@@ -334,7 +334,7 @@ def run_info(args, out):
 def run_bench(args, out, options=()):
     import runpy
 
-    script = Path(__file__).resolve().parent.parent / "benchmarks" / "bench.py"
+    script = Path(__file__).resolve().parents[2] / "benchmarks" / "bench.py"  # ghostnp/cli/main.py -> the checkout
     if not script.is_file():
         print(
             "ghostnp bench: the benchmark is part of the source tree (benchmarks/bench.py), not of the installed "

@@ -140,7 +140,7 @@ def squeeze_excite_shapes(prefix, chs, se_chs):
 def ghost_bottleneck(ops, params, spec, x, *, trace=None):
     """ghost1 (expand, ReLU, DFC in V2) -> [depthwise k x k stride s] -> [SE] -> ghost2 (project) + shortcut.
 
-    spec : :class:`ghostnp.architecture.BlockSpec`. x : (N, in_chs, H, W) -> (N, out_chs, H / s, W / s).
+    spec : :class:`ghostnp.network.architecture.BlockSpec`. x : (N, in_chs, H, W) -> (N, out_chs, H / s, W / s).
     """
     p, k = spec.name, spec.dw_kernel_size
     y = ghost_module(ops, params, f"{p}.ghost1", x, out_chs=spec.mid_chs, use_act=True, mode=spec.mode, trace=trace)

@@ -38,7 +38,7 @@ class GhostNet:
 
     Parameters
     ----------
-    arch : ghostnp.architecture.Architecture
+    arch : ghostnp.network.architecture.Architecture
     params : dict[str, ndarray], keyed like the PyTorch state_dict (validated here).
     backend : "numpy", "numba", "auto" or None (environment variable ``GHOSTNP_BACKEND``, else numpy).
     fold_bn : fold BatchNorm into the convolutions once (default: True for numba, False for numpy, so the

@@ -160,7 +160,7 @@ def fold_batchnorm(params, eps=1e-5):
     For ``y = BN(conv(x, W))`` with ``s = weight / sqrt(running_var + eps)``:
     ``W' = W * s[:, None, None, None]`` and ``b' = bias - running_mean * s``, so ``y = conv(x, W') + b'``.
     Returns a new dict without the BatchNorm keys and with a ``.bias`` for each folded conv; the layer
-    functions run it unchanged (:func:`ghostnp.layers.conv_bn`). The arithmetic is done in float64.
+    functions run it unchanged (:func:`ghostnp.network.layers.conv_bn`). The arithmetic is done in float64.
     """
     folded = dict(params)
     for key in params:

@@ -37,7 +37,7 @@ def list_models():
 
 
 def get_architecture(name, num_classes=1000):
-    """The :class:`~ghostnp.architecture.Architecture` for a model name.
+    """The :class:`~ghostnp.network.architecture.Architecture` for a model name.
 
     Accepts the names of :func:`list_models` and any width as ``ghostnetv2_<percent>`` or
     ``ghostnet_<percent>`` (e.g. ``ghostnetv2_050`` for width 0.5).

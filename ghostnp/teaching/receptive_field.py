@@ -234,7 +234,7 @@ def effective_receptive_field(model, layer, input_size=224, *, num_inputs=8, uni
 
     Parameters
     ----------
-    model : :class:`ghostnp.model.GhostNet`
+    model : :class:`ghostnp.network.model.GhostNet`
     layer : a key of ``model.forward_intermediates`` with a spatial output (C, H, W).
     input_size : int or (H, W).
     num_inputs : how many standard-normal images to average over (one batch).

@@ -153,7 +153,7 @@ def receptive_field_heatmap(fields, boxes=None, *, title="effective receptive fi
     Parameters
     ----------
     fields : dict mapping a label (e.g. ``"GhostNet V1"``) to an (H, W) array, or a single (H, W) array:
-        the output of :func:`ghostnp.receptive_field.effective_receptive_field`.
+        the output of :func:`ghostnp.effective_receptive_field`.
     boxes : dict with the same labels (or a single tuple): (top, bottom, left, right), inclusive, of the
         theoretical field, e.g. ``theoretical_receptive_fields(...)[layer].box()``; drawn as a dashed frame.
 

@@ -28,7 +28,7 @@ def create_model(
         keyed like the PyTorch state_dict (``num_batches_tracked`` may be present or absent); or the path of
         a weights file in any format :func:`ghostnp.load_weights` reads.
     pretrained : load the published ImageNet weights for ``name`` from the cache, downloading and
-        converting them once if needed (see :mod:`ghostnp.hub`). Excludes ``weights``.
+        converting them once if needed (see :mod:`ghostnp.weights.hub`). Excludes ``weights``.
     seed : the random initialisation's seed.
     backend : "numpy", "numba", "auto", or None (``GHOSTNP_BACKEND``, else numpy).
     fold_bn : fold BatchNorm into the convolutions (default: only for the numba backend).

@@ -147,7 +147,7 @@ def fetch_pretrained(name: str, *, progress: bool = True) -> Path:
     Parameters
     ----------
     name : str
-        A tag from ``ghostnp.pretrained.list_pretrained()`` (``"ghostnetv2_100.in1k"``) or an
+        A tag from ``ghostnp.weights.pretrained.list_pretrained()`` (``"ghostnetv2_100.in1k"``) or an
         architecture name meaning its ``.in1k`` weights (``"ghostnetv2_100"``).
     progress : bool
         Report downloads on stderr (see ``download``).
