@@ -38,6 +38,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "tests"))
 
 
+def peak_memory_mb():
+    """Peak resident memory of this process and of its largest finished child, in MB (Linux reports KB)."""
+    import resource
+
+    return [resource.getrusage(who).ru_maxrss / 1024 for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+
+
 def cpu_seconds():
     """User + system CPU seconds of this process and of its finished (waited-for) children."""
     times = os.times()
@@ -91,7 +98,8 @@ def measure_evaluate(spec):
         workers=spec["workers"],
         progress=False,
     )
-    return {"images": result.count, "wall": time.perf_counter() - start_wall, "cpu": cpu_seconds() - start_cpu}
+    wall, cpu = time.perf_counter() - start_wall, cpu_seconds() - start_cpu
+    return {"images": result.count, "wall": wall, "cpu": cpu, "memory": peak_memory_mb()}
 
 
 def _torch_dataset(paths):
@@ -251,15 +259,18 @@ def main(argv=None):
     if bound:
         print(f"decode d = {1e3 * d:.1f} ms CPU per image, forward f = {1e3 * f:.1f} ms CPU per image (all threads)")
         print(f"bound = cores / (f + d) = {cores} / {1e3 * (f + d):.1f} ms = {bound:.1f} images/s")
-    print("| run | images/s | CPU s / wall s | of the bound |\n|---|---|---|---|")
+    print("| run | images/s | CPU s / wall s | of the bound | peak memory: main, largest worker |")
+    print("|---|---|---|---|---|")
     for name, _, _ in runs:
         rate = median(name, lambda row: row["images"] / row["wall"])
         busy = median(name, lambda row: row["cpu"] / row["wall"])
         if rate is None:
-            print(f"| {name} | - | - | - |")
+            print(f"| {name} | - | - | - | - |")
             continue
         share = f"{rate / bound:.0%}" if bound else "-"
-        print(f"| {name} | {rate:.1f} | {busy:.2f} of {cores} | {share} |")
+        memory = measured[name][-1].get("memory")
+        memory = f"{memory[0]:.0f} MB, {memory[1]:.0f} MB" if memory else "-"
+        print(f"| {name} | {rate:.1f} | {busy:.2f} of {cores} | {share} | {memory} |")
 
 
 if __name__ == "__main__":
