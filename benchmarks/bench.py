@@ -1,32 +1,38 @@
-"""Time ghostnp (NumPy and Numba tables) against PyTorch eager and ONNX Runtime on the same weights.
+"""Time ghostnp (NumPy and Numba tables) against PyTorch eager, ONNX Runtime and OpenVINO on the same weights.
 
 Usage::
 
-    python benchmarks/bench.py [--model ghostnetv2_100] [--batch 1 8 32] [--threads 1 2] [--quick]
+    python benchmarks/bench.py [--model ghostnetv2_100] [--batch 1 32] [--threads 1 2] [--quick] [--profile]
 
-One run measures everything side by side, because timings on a shared machine move 20-30 % between runs
-and only ratios from one run mean anything:
+Fair to every engine, because timings on a shared machine move 20-30 % between runs:
 
-- Latency: one worker subprocess per thread count (``OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS`` set before any
-  import, ``torch.set_num_threads``, ORT ``intra_op_num_threads``) builds the model once (ghostnp random
-  weights with non-trivial BatchNorm statistics, loaded into the PyTorch reference by ``state_dict`` and
-  exported to ONNX from it), then for each batch size times the engines in interleaved rounds, so a noisy
-  moment hits all of them alike. It reports the median, the min-max spread, images/s, the ratios to
-  PyTorch and ONNX Runtime, and each engine's largest logit difference from PyTorch.
-- Under load: batch 1 again with one other busy process on the machine, to show which engines collapse
-  (a spinning thread pool stalls whenever it competes for the cores).
-- Whole-process costs, each in a fresh subprocess: ``import ghostnp`` time; model creation + the first
-  batch-1 call with the Numba backend on an empty and on a warm ``NUMBA_CACHE_DIR``; wall time and peak
-  RSS of a process that makes a model and classifies one image, per engine.
+- **Each engine in its own process.** Per thread count, one worker process per engine, its thread pools
+  sized before any import (``OMP/OPENBLAS/MKL/NUMBA_NUM_THREADS``, ``torch.set_num_threads``, ORT
+  ``intra_op_num_threads``, OpenVINO ``INFERENCE_NUM_THREADS``). Engines never share a process: ONNX
+  Runtime's and OpenBLAS's idle threads spin after each call and would slow whichever engine ran next.
+- **Alternating rounds.** Every round asks each worker in turn (the order rotates) for a few calls and
+  keeps their median; a noisy moment hits all engines alike. The report gives the median over rounds
+  and the spread (min-max of the round medians), images/s, the ratios to PyTorch, ONNX Runtime and
+  OpenVINO, and each engine's largest logit difference from PyTorch (relative to the largest logit)
+  and whether its top-5 classes are PyTorch's, for every image.
+- **The floor.** The network's FLOPs (2 x its multiply-adds, ``ghostnp.summary``) at the sgemm peak
+  measured here (NumPy's BLAS, large square matrices, 1 and N threads): no engine can beat it; each
+  engine's fraction of it says how much of the machine it uses.
+- **Under load**: batch 1 again with one busy process beside, to show which engines collapse.
+- **Memory**: the peak RSS of each worker process (its largest batch), and whole-process costs in fresh
+  interpreters: ``import ghostnp``, one image with Numba on an empty and a warm cache, NumPy, PyTorch,
+  ONNX Runtime.
 
-PyTorch comes from ``tests/torch_reference.py`` (found next to this file); ONNX Runtime and PyTorch are
-skipped when not importable. Before measuring, the benchmark waits (up to ``--wait`` seconds) for the
-1-minute load average to drop below 0.5 and prints it, so a busy machine is visible in the output.
+All engines run the same weights: ghostnp's seeded random ones with non-trivial BatchNorm statistics,
+loaded into the PyTorch reference (``tests/torch_reference.py``) by ``state_dict`` and exported from it to
+ONNX, which ONNX Runtime and OpenVINO (f32 precision) read. Engines that are not importable are skipped.
+``--ghostnp PATH`` times another checkout's ghostnp (e.g. the main branch) with this script.
 """
 
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -34,12 +40,15 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-ENGINES = ("numpy", "numba", "torch", "onnxruntime")
+ENGINES = ("numpy", "numba", "torch", "onnxruntime", "openvino")
+LABELS = {"numpy": "ghostnp numpy", "numba": "ghostnp numba", "torch": "PyTorch eager",
+          "onnxruntime": "ONNX Runtime", "openvino": "OpenVINO f32"}  # fmt: skip
 
 
-def thread_env(threads, **extra):
+def thread_env(threads, ghostnp_path=REPO, **extra):
     """The environment of a subprocess whose every thread pool has ``threads`` threads."""
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]), **extra)
+    path = os.pathsep.join([str(ghostnp_path), os.environ.get("PYTHONPATH", "")])
+    env = dict(os.environ, PYTHONPATH=path, **extra)
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS"):
         env[var] = str(threads)
     return env
@@ -57,44 +66,211 @@ def run_python(code, env, timeout=900):
     return wall, json.loads(done.stdout.strip().splitlines()[-1])
 
 
-# --- the worker: builds every engine once and times them side by side -----------------------------------
-
-
-def build_engines(model_name, threads, wanted):
-    """``{engine: callable(x) -> logits ndarray}`` for the engines in ``wanted`` that are importable."""
+def image_batch(batch):
+    """The input of every engine at this batch size: seeded normal noise, (batch, 3, 224, 224) float32."""
     import numpy as np
 
+    return np.random.default_rng(batch).standard_normal((batch, 3, 224, 224)).astype(np.float32)
+
+
+# --- one engine in one process ------------------------------------------------------------------------------
+
+
+def reference_weights(model_name):
+    """ghostnp's seeded random weights as a PyTorch-style state_dict (the same in every worker)."""
     import ghostnp
 
-    reference = ghostnp.create_model(model_name, seed=0, backend="numpy")
-    engines = {}
-    if "numpy" in wanted:
-        engines["numpy"] = reference
-    if "numba" in wanted and ghostnp.ops.numba_available():
-        engines["numba"] = ghostnp.create_model(model_name, reference.params, backend="numba")
-    torch_model = None
-    try:
+    return ghostnp.create_model(model_name, seed=0, backend="numpy")
+
+
+def torch_model_with(model_name, threads):
+    """The PyTorch reference model with ghostnp's weights, on ``threads`` threads."""
+    import numpy as np
+    import torch
+
+    sys.path.insert(0, str(REPO / "tests"))
+    from torch_reference import build_torch_model
+
+    torch.set_num_threads(threads)
+    model = build_torch_model(model_name)
+    weights = reference_weights(model_name).state_dict()
+    state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in weights.items()}
+    model.load_state_dict(state, strict=True)
+    return model.eval()
+
+
+def build_engine(engine, model_name, threads, onnx_path):
+    """``run(x) -> logits`` for one engine; raises ImportError when the engine is not installed."""
+    if engine in ("numpy", "numba"):
+        import ghostnp
+
+        params = reference_weights(model_name).params
+        model = ghostnp.create_model(model_name, params, backend=engine)
+        model.threads = threads if engine == "numba" else 1
+        return model
+    if engine == "torch":
         import torch
 
-        sys.path.insert(0, str(REPO / "tests"))
-        from torch_reference import build_torch_model
-
-        torch.set_num_threads(threads)
-        torch_model = build_torch_model(model_name)
-        state = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in reference.state_dict().items()}
-        torch_model.load_state_dict(state, strict=True)
-    except ImportError:
-        pass
-    if torch_model is not None and "torch" in wanted:
+        model = torch_model_with(model_name, threads)
 
         def run_torch(x):
             with torch.inference_mode():
-                return torch_model(torch.from_numpy(x)).numpy()
+                return model(torch.from_numpy(x)).numpy()
 
-        engines["torch"] = run_torch
-    if torch_model is not None and "onnxruntime" in wanted:
-        engines.update(build_onnxruntime(torch_model, threads))
-    return engines
+        return run_torch
+    if engine == "onnxruntime":
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        session = ort.InferenceSession(onnx_path, options, providers=["CPUExecutionProvider"])
+        return lambda x: session.run(None, {"x": x})[0]
+    if engine == "openvino":
+        import openvino as ov
+
+        core, compiled = ov.Core(), {}
+        config = {"INFERENCE_NUM_THREADS": threads, "INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": 1,
+                  "PERFORMANCE_HINT": "LATENCY"}  # fmt: skip
+
+        def run_openvino(x):
+            if x.shape not in compiled:  # one static-shape compilation per batch size, as OpenVINO advises
+                network = core.read_model(onnx_path)
+                network.reshape({"x": list(x.shape)})
+                compiled[x.shape] = core.compile_model(network, "CPU", config).create_infer_request()
+            request = compiled[x.shape]
+            request.infer({"x": x})
+            return request.get_output_tensor(0).data.copy()
+
+        return run_openvino
+    raise ValueError(f"unknown engine {engine!r}")
+
+
+def engine_worker(args):
+    """Serve timing requests for one engine: one JSON request per stdin line, one JSON reply per line.
+
+    Request ``{"batch": B, "calls": k}``: the first request of a batch size warms up (compile, first-run
+    allocations) and saves the logits to ``<outdir>/<engine>_<B>.npy``; then ``k`` timed calls. Reply
+    ``{"times": [...], "peak_rss_mib": ...}``; ``{"error": ...}`` when the engine cannot be built.
+    """
+    import resource
+
+    import numpy as np
+
+    try:
+        run = build_engine(args.engine_worker, args.model, args.threads[0], args.onnx)
+    except ImportError as error:
+        print(json.dumps({"error": f"{type(error).__name__}: {error}"}), flush=True)
+        return
+    print(json.dumps({"ready": True}), flush=True)
+    inputs = {}
+    for line in sys.stdin:
+        request = json.loads(line)
+        batch = request["batch"]
+        if batch not in inputs:
+            inputs[batch] = image_batch(batch)
+            np.save(Path(args.outdir) / f"{args.engine_worker}_{batch}.npy", np.asarray(run(inputs[batch])))
+        times = []
+        for _ in range(request["calls"]):
+            start = time.perf_counter()
+            run(inputs[batch])
+            times.append(time.perf_counter() - start)
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps({"times": times, "peak_rss_mib": rss}), flush=True)
+
+
+class Worker:
+    """The parent's handle on one engine's worker process."""
+
+    def __init__(self, engine, args, threads, outdir, onnx_path):
+        command = [sys.executable, str(Path(__file__).resolve()), "--engine-worker", engine, "--model", args.model,
+                   "--threads", str(threads), "--outdir", outdir, "--onnx", onnx_path or ""]  # fmt: skip
+        env = thread_env(threads, args.ghostnp if engine in ("numpy", "numba") else REPO)
+        self.engine = engine
+        self.process = subprocess.Popen(command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        self.status = self._reply()
+
+    def _reply(self):
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the {self.engine} worker exited (exit status {self.process.wait()})")
+        return json.loads(line)
+
+    def time(self, batch, calls):
+        self.process.stdin.write(json.dumps({"batch": batch, "calls": calls}) + "\n")
+        self.process.stdin.flush()
+        return self._reply()
+
+    def close(self):
+        self.process.stdin.close()
+        self.process.wait()
+
+
+def measure(args, threads, outdir, onnx_path, batches, under_load=False):
+    """Alternating rounds over one worker per engine: ``{(batch, engine): {"rounds": [...], ...}}``."""
+    workers = [Worker(engine, args, threads, outdir, onnx_path) for engine in args.engines]
+    skipped = {w.engine: w.status["error"] for w in workers if "error" in w.status}
+    workers = [w for w in workers if "error" not in w.status]
+    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"]) if under_load else None
+    results = {}
+    try:
+        for batch in batches:
+            calls, rounds = (args.calls, args.rounds) if batch == 1 else (1, max(3, args.rounds // 2))
+            for w in workers:
+                w.time(batch, 1)  # warm-up: compile, caches, first-run allocations
+            for r in range(rounds):
+                for w in workers[r % len(workers) :] + workers[: r % len(workers)]:  # the order rotates
+                    reply = w.time(batch, calls)
+                    entry = results.setdefault((batch, w.engine), {"rounds": []})
+                    entry["rounds"].append(statistics.median(reply["times"]))
+                    entry["peak_rss_mib"] = reply["peak_rss_mib"]
+                    time.sleep(args.pause)  # let spinning pools of the engine just timed go idle
+    finally:
+        if busy is not None:
+            busy.kill()
+            busy.wait()
+        for w in workers:
+            w.close()
+    return results, skipped
+
+
+# --- the floor -------------------------------------------------------------------------------------------------
+
+SGEMM_PEAK = """
+import json, time, numpy as np
+a, b = (np.random.default_rng(0).standard_normal((2048, 2048)).astype(np.float32) for _ in range(2))
+a @ b
+best = float("inf")
+for _ in range(7):
+    start = time.perf_counter()
+    a @ b
+    best = min(best, time.perf_counter() - start)
+print(json.dumps({"gflops": 2 * 2048**3 / best / 1e9}))
+"""
+
+
+def sgemm_peak_gflops(threads):
+    """NumPy's BLAS sgemm throughput on 2048 x 2048 matrices at ``threads`` threads, GFLOP/s (best of 7)."""
+    return run_python(SGEMM_PEAK, thread_env(threads))[1]["gflops"]
+
+
+def network_gflop(model_name):
+    """The network's FLOPs for one 224 x 224 image, GFLOP (2 x its multiply-adds)."""
+    code = f"import json, ghostnp; print(json.dumps({{'macs': ghostnp.summary({model_name!r}).total_macs}}))"
+    return 2 * run_python(code, thread_env(1))[1]["macs"] / 1e9
+
+
+def export_for_engines(model_name):
+    """Export the PyTorch reference with ghostnp's weights to ONNX in a subprocess; its path, or None."""
+    here = str(Path(__file__).resolve().parent)
+    code = (
+        f"import json, sys; sys.path.insert(0, {here!r}); import bench; "
+        f"print(json.dumps({{'path': bench.export_onnx(bench.torch_model_with({model_name!r}, 1))}}))"
+    )
+    try:
+        return run_python(code, thread_env(1))[1]["path"]
+    except RuntimeError as error:
+        print(f"(no ONNX export, ONNX Runtime and OpenVINO skipped: {str(error).splitlines()[-1]})")
+        return None
 
 
 def export_onnx(torch_model):
@@ -111,67 +287,6 @@ def export_onnx(torch_model):
             dynamic_axes={"x": {0: "n"}, "logits": {0: "n"}}, opset_version=17, dynamo=False,
         )  # fmt: skip
     return path
-
-
-def build_onnxruntime(torch_model, threads):
-    """``{"onnxruntime": run}`` with the PyTorch model exported to ONNX, or {} without onnxruntime."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return {}
-    options = ort.SessionOptions()
-    options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-    session = ort.InferenceSession(export_onnx(torch_model), options, providers=["CPUExecutionProvider"])
-    return {"onnxruntime": lambda x: session.run(None, {"x": x})[0]}
-
-
-def time_engines(engines, x, repeats):
-    """Interleaved rounds: each round calls every engine once. Returns ``{engine: [seconds, ...]}``."""
-    for run in engines.values():
-        run(x)  # warm-up (Numba compile or cache load, ORT's first-run allocations)
-    times = {name: [] for name in engines}
-    for _ in range(repeats):
-        for name, run in engines.items():
-            start = time.perf_counter()
-            run(x)
-            times[name].append(time.perf_counter() - start)
-    return times
-
-
-def worker(args):
-    """Time every engine for each batch size at ``args.threads[0]`` threads; print JSON results."""
-    import numpy as np
-
-    engines = build_engines(args.model, args.threads[0], args.engines)
-    results = []
-    for batch in args.batch:
-        x = np.random.default_rng(batch).standard_normal((batch, 3, 224, 224)).astype(np.float32)
-        outputs = {name: np.asarray(run(x)) for name, run in engines.items()}
-        anchor = outputs.get("torch", outputs.get("numpy"))
-        repeats = max(3, args.repeats // batch) if batch > 1 else args.repeats
-        times = time_engines(engines, x, repeats)
-        for name, ts in times.items():
-            diff = float(np.abs(outputs[name] - anchor).max() / np.abs(anchor).max())
-            results.append({"batch": batch, "engine": name, "times": ts, "rel_diff": diff})
-    under_load = time_under_load(engines, args.repeats) if args.under_load else {}
-    print(json.dumps({"threads": args.threads[0], "results": results, "under_load": under_load}))
-
-
-def time_under_load(engines, repeats):
-    """Batch-1 medians with one other busy process on the machine: ``{engine: seconds}``."""
-    import statistics
-
-    import numpy as np
-
-    x = np.random.default_rng(1).standard_normal((1, 3, 224, 224)).astype(np.float32)
-    busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
-    try:
-        time.sleep(0.5)
-        times = time_engines(engines, x, repeats)
-    finally:
-        busy.kill()
-        busy.wait()
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 # --- whole-process costs ----------------------------------------------------------------------------------
@@ -234,7 +349,10 @@ def process_costs(model, threads):
 
 
 def op_class(name, args, kwargs):
-    """A profile bucket: the op's name, and for conv2d its kind, kernel and stride ("conv dw 5x5 s2")."""
+    """A profile bucket: the op's name, for conv2d its kind, kernel and stride ("conv dw 5x5 s2"), for the
+    fused ops the map size ("ghost_module 14x14")."""
+    if name in ("ghost_module", "dfc_gate"):
+        return f"{name} {args[0].shape[2]}x{args[0].shape[3]}"
     if name != "conv2d":
         return name
     weight = args[1]
@@ -253,7 +371,9 @@ def profile_ops(model_name, backend, batch, rounds=5):
     import numpy as np
 
     import ghostnp
-    from ghostnp.ops import OP_NAMES
+    from ghostnp import ops
+
+    op_names = ops.OP_NAMES + getattr(ops, "FUSED_OP_NAMES", ())
 
     model = ghostnp.create_model(model_name, seed=0, backend=backend)
     x = np.random.default_rng(0).standard_normal((batch, 3, 224, 224)).astype(np.float32)
@@ -272,16 +392,13 @@ def profile_ops(model_name, backend, batch, rounds=5):
         return run
 
     table = model.ops
-    model.ops = types.SimpleNamespace(**{name: timed(name, getattr(table, name)) for name in OP_NAMES})
+    model.ops = types.SimpleNamespace(**{name: timed(name, getattr(table, name)) for name in op_names})
     start = time.perf_counter()
     for _ in range(rounds):
         model(x)
     total = (time.perf_counter() - start) / rounds
     rows = [(k, v / rounds * 1e3, calls[k] // rounds) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1])]
     return rows, total * 1e3
-
-
-# --- the report -------------------------------------------------------------------------------------------
 
 
 def wait_for_quiet(max_wait):
@@ -294,43 +411,55 @@ def wait_for_quiet(max_wait):
     return load
 
 
-def latency_table(runs):
-    """Markdown table: one row per (threads, batch, engine)."""
-    import statistics
+# --- the report -------------------------------------------------------------------------------------------------
 
+
+def accuracy(outdir, engine, batch):
+    """(max |logits - PyTorch's| / max |PyTorch's|, top-5 identical for every image) or None without PyTorch."""
+    import numpy as np
+
+    reference_file, file = Path(outdir) / f"torch_{batch}.npy", Path(outdir) / f"{engine}_{batch}.npy"
+    if not reference_file.exists() or not file.exists():
+        return None
+    reference, logits = np.load(reference_file), np.load(file)
+    top5 = np.array_equal(np.argsort(-reference, axis=1)[:, :5], np.argsort(-logits, axis=1)[:, :5])
+    return float(np.abs(logits - reference).max() / np.abs(reference).max()), top5
+
+
+def latency_table(runs, floor_ms, outdir):
+    """Markdown table: one row per (threads, batch, engine), with ratios, floor fraction and accuracy."""
     lines = [
-        "| threads | batch | engine | median ms | spread ms (min-max) | img/s | x PyTorch | x ORT | max rel. diff |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| threads | batch | engine | median ms | spread ms | img/s | x PyTorch | x ORT | x OpenVINO "
+        "| % of floor | peak RSS MiB | max rel. diff | top-5 = PyTorch |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for run in runs:
-        medians = {(r["batch"], r["engine"]): statistics.median(r["times"]) for r in run["results"]}
-        for r in run["results"]:
-            med = medians[(r["batch"], r["engine"])]
-            ratio = {  # "-" where that engine did not run
-                e: f"{med / medians[(r['batch'], e)]:.2f}" if (r["batch"], e) in medians else "-"
-                for e in ("torch", "onnxruntime")
-            }
+    for threads, (results, _) in runs.items():
+        medians = {key: statistics.median(entry["rounds"]) for key, entry in results.items()}
+        for (batch, engine), entry in results.items():
+            med = medians[(batch, engine)]
+            ratios = [
+                f"{med / medians[(batch, other)]:.2f}" if (batch, other) in medians else "-"
+                for other in ("torch", "onnxruntime", "openvino")
+            ]
+            floor = floor_ms[threads] * batch / med
+            acc = accuracy(outdir, engine, batch)
+            diff, top5 = (f"{acc[0]:.1e}", "yes" if acc[1] else "NO") if acc else ("-", "-")
             lines.append(
-                f"| {run['threads']} | {r['batch']} | {r['engine']} | {med * 1e3:.1f} | "
-                f"{min(r['times']) * 1e3:.1f}-{max(r['times']) * 1e3:.1f} | {r['batch'] / med:.1f} | "
-                f"{ratio['torch']} | {ratio['onnxruntime']} | "
-                f"{r['rel_diff']:.1e} |"
+                f"| {threads} | {batch} | {LABELS[engine]} | {med * 1e3:.1f} | {min(entry['rounds']) * 1e3:.1f}-"
+                f"{max(entry['rounds']) * 1e3:.1f} | {batch / med:.1f} | {' | '.join(ratios)} | {floor:.0%} | "
+                f"{entry['peak_rss_mib']:.0f} | {diff} | {top5} |"
             )
     return "\n".join(lines)
 
 
-def load_table(runs):
+def load_table(runs, loaded_runs):
     """Markdown table: batch-1 median alone and with a busy process beside, per thread count and engine."""
-    import statistics
-
     lines = ["| threads | engine | alone ms | with a busy process ms | slowdown |", "|---|---|---|---|---|"]
-    for run in runs:
-        alone = {r["engine"]: statistics.median(r["times"]) for r in run["results"] if r["batch"] == 1}
-        for engine, loaded in run["under_load"].items():
-            lines.append(
-                f"| {run['threads']} | {engine} | {alone[engine] * 1e3:.1f} | {loaded * 1e3:.1f} | "
-                f"x{loaded / alone[engine]:.2f} |"
-            )
+    for threads, (loaded, _) in loaded_runs.items():
+        alone = runs[threads][0]
+        for (batch, engine), entry in loaded.items():
+            a, b = statistics.median(alone[(batch, engine)]["rounds"]), statistics.median(entry["rounds"])
+            lines.append(f"| {threads} | {LABELS[engine]} | {a * 1e3:.1f} | {b * 1e3:.1f} | x{b / a:.2f} |")
     return "\n".join(lines)
 
 
@@ -351,23 +480,28 @@ def print_profile(model_name):
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="ghostnetv2_100")
-    parser.add_argument("--batch", type=int, nargs="+", default=[1, 8, 32])
+    parser.add_argument("--batch", type=int, nargs="+", default=[1, 32])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
-    parser.add_argument("--repeats", type=int, default=21, help="timed rounds at batch 1 (fewer for larger)")
+    parser.add_argument("--rounds", type=int, default=11, help="alternating rounds at batch 1 (half for larger)")
+    parser.add_argument("--calls", type=int, default=5, help="timed calls per round at batch 1 (1 for larger)")
+    parser.add_argument("--pause", type=float, default=0.2, help="seconds between two engines' turns")
     parser.add_argument("--wait", type=float, default=60, help="seconds to wait for a quiet machine")
-    parser.add_argument("--quick", action="store_true", help="batch 1, 1 thread, 5 rounds, no process costs")
-    parser.add_argument("--profile", action="store_true", help="also print a per-op profile at batch 1, 1 thread")
+    parser.add_argument("--ghostnp", type=Path, default=REPO, help="the checkout whose ghostnp is timed")
+    parser.add_argument("--quick", action="store_true", help="batch 1, 1 thread, 5 rounds, no load or process costs")
     parser.add_argument(
         "--under-load",
         action="store_true",
         help="also time batch 1 with one busy process beside (always on without --quick)",
     )
-    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--profile", action="store_true", help="also print a per-op profile at batch 1, 1 thread")
+    parser.add_argument("--engine-worker", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--outdir", help=argparse.SUPPRESS)
+    parser.add_argument("--onnx", help=argparse.SUPPRESS)
     parser.add_argument("--profile-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
-        args.batch, args.threads, args.repeats = [1], [1], 5
+        args.batch, args.threads, args.rounds = [1], [1], 5
     else:
         args.under_load = True
     return args
@@ -376,28 +510,33 @@ def parse_args(argv):
 def main(argv=None):
     """Run the benchmark and print its tables (Markdown)."""
     args = parse_args(argv)
-    if args.worker:
-        return worker(args)
+    if args.engine_worker:
+        return engine_worker(args)
     if args.profile_worker:
         return print_profile(args.model)
     load = wait_for_quiet(args.wait)
-    print(f"# ghostnp benchmark: {args.model}, 224 x 224, {os.cpu_count()} CPUs")
+    print(f"# ghostnp benchmark: {args.model}, 224 x 224, {os.cpu_count()} CPUs, ghostnp from {args.ghostnp}")
     print(f"load average before: {load:.2f}" + ("  (machine BUSY: timings are noisy)" if load >= 0.5 else ""))
-    runs = []
+    gflop = network_gflop(args.model)
+    peaks = {threads: sgemm_peak_gflops(threads) for threads in args.threads}
+    floor_ms = {threads: gflop / peaks[threads] for threads in args.threads}  # seconds per image
+    print(f"\n## The floor: {gflop * 1e3:.0f} MFLOP per image at the measured sgemm peak\n")
+    print("| threads | sgemm GFLOP/s (2048 x 2048, NumPy's BLAS) | floor ms per image |\n|---|---|---|")
     for threads in args.threads:
-        command = [sys.executable, str(Path(__file__).resolve()), "--worker", "--model", args.model,
-                   "--threads", str(threads), "--repeats", str(args.repeats),
-                   "--batch", *map(str, args.batch), "--engines", *args.engines,
-                   *(["--under-load"] if args.under_load else [])]  # fmt: skip
-        done = subprocess.run(command, env=thread_env(threads), capture_output=True, text=True, check=False)
-        if done.returncode:
-            raise RuntimeError(f"benchmark worker ({threads} threads) failed:\n{done.stderr[-3000:]}")
-        runs.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    print("\n## Latency (interleaved rounds, one process per thread count)\n")
-    print(latency_table(runs))
-    if args.under_load:
-        print("\n## Batch 1 with one other busy process on the machine\n")
-        print(load_table(runs))
+        print(f"| {threads} | {peaks[threads]:.0f} | {floor_ms[threads] * 1e3:.2f} |")
+    onnx_path = export_for_engines(args.model) if {"onnxruntime", "openvino"} & set(args.engines) else None
+    with tempfile.TemporaryDirectory(prefix="ghostnp-bench-out-") as outdir:
+        runs = {threads: measure(args, threads, outdir, onnx_path, args.batch) for threads in args.threads}
+        rounds = f"{args.rounds} rounds of {args.calls} calls at batch 1, {max(3, args.rounds // 2)} of 1 call above"
+        print(f"\n## Latency (one process per engine, alternating rounds: {rounds}; median over rounds)\n")
+        print(latency_table(runs, floor_ms, outdir))
+        for threads, (_, skipped) in runs.items():
+            for engine, why in skipped.items():
+                print(f"\n({LABELS[engine]} skipped at {threads} threads: {why})")
+        if args.under_load:
+            loaded = {t: measure(args, t, outdir, onnx_path, [1], under_load=True) for t in args.threads}
+            print("\n## Batch 1 with one other busy process on the machine\n")
+            print(load_table(runs, loaded))
     if not args.quick:
         print("\n## Whole process, one image (fresh subprocess each, 1 thread)\n")
         print("| what | wall s | in-process s | peak RSS MiB |\n|---|---|---|---|")
@@ -405,7 +544,8 @@ def main(argv=None):
             print(f"| {what} | {wall:.2f} | {inside:.2f} | {rss:.0f} |")
     if args.profile:
         command = [sys.executable, str(Path(__file__).resolve()), "--profile-worker", "--model", args.model]
-        print(subprocess.run(command, env=thread_env(1), capture_output=True, text=True, check=True).stdout)
+        env = thread_env(1, args.ghostnp)
+        print(subprocess.run(command, env=env, capture_output=True, text=True, check=True).stdout)
     print(f"\nload average after: {os.getloadavg()[0]:.2f}")
 
 

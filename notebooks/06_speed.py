@@ -18,8 +18,15 @@
 # network with ghostnp's two op tables (NumPy, and Numba when installed) and with PyTorch when installed, then
 # times every layer and sets its time against its multiply-adds: which layers are slow for their size?
 #
-# Timings on a shared machine move by 20-30 % from run to run: compare numbers from one run only. For careful
-# measurements (thread counts, batch sizes, ONNX Runtime) use `benchmarks/bench.py`.
+# Timings on a shared machine move by 20-30 % from run to run: compare numbers from one run only. Here all
+# engines share this one process, which is fine for a picture but not fair: a thread pool that spins after
+# its call slows whichever engine runs next. The fair figures (each engine in its own process, alternating
+# rounds, ONNX Runtime and OpenVINO beside PyTorch, 1 and 2 threads, batch 1 and 32, the FLOP floor) come
+# from `benchmarks/bench.py`; `benchmarks/README.md` quotes its latest full run.
+#
+# The per-layer timings below go through `forward_features(x, trace=...)`, which runs the step-by-step ops so
+# that every intermediate result has its name; an untraced call of the Numba model runs each Ghost module as
+# one fused op (`ghost_module`, `dfc_gate`) instead, so the whole-network time is the faster one.
 #
 # The first cell loads the official weights if they are in the cache, otherwise random ones (it says which);
 # speed does not depend on the values.

@@ -13,7 +13,7 @@ import pytest
 
 pytest.importorskip("numba")
 
-from ghostnp.ops import OP_NAMES, numba_kernels, numba_ops, numpy_ops
+from ghostnp.ops import FUSED_OP_NAMES, OP_NAMES, numba_kernels, numba_ops, numpy_ops
 
 RTOL = {np.float64: 1e-10, np.float32: 1e-5}
 DTYPES = [np.float64, np.float32]
@@ -55,6 +55,73 @@ def test_conv2d_direct_matches_reference(kind, dtype, x_shape, w_shape, stride, 
         out = np.full_like(expected, np.nan)  # every element must be written
         kernel("conv2d_direct", kind)(x, weight, bias, *stride, *padding, relu, out)
         assert_close(out, expected, dtype)
+
+
+DEPTHWISE_CASES = [case for case in CONV_CASES if case[1][1] == 1 and case[4] == case[0][1] == case[1][0]]
+
+
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "x_shape, w_shape, stride, padding, groups",
+    DEPTHWISE_CASES
+    + [((1, 3, 7, 7), (3, 1, 5, 5), (2, 2), (2, 2), 3), ((2, 2, 14, 13), (2, 1, 3, 3), (1, 1), (1, 1), 2)],
+)
+def test_depthwise_conv2d_matches_reference(kind, dtype, x_shape, w_shape, stride, padding, groups):
+    rng = np.random.default_rng(5)
+    x, weight = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    bias = rng.standard_normal(w_shape[0]).astype(dtype)
+    for relu in (False, True):
+        expected = numpy_ops.conv2d(x, weight, bias, stride, padding, groups, "relu" if relu else None)
+        out = np.full_like(expected, np.nan)  # every element must be written
+        kernel("depthwise_conv2d", kind)(x, weight, bias, *stride, *padding, relu, out)
+        assert_close(out, expected, dtype)
+
+
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("out_chs, hw, gated", [(6, (5, 7), False), (5, (7, 7), True), (4, (3, 2), True)])
+def test_ghost_module_epilogue_matches_the_composition(kind, dtype, out_chs, hw, gated):
+    """After the 1 x 1 product: bias, ReLU, the cheap 3 x 3 into the second half, the gate, in one buffer."""
+    rng = np.random.default_rng(6)
+    init_chs = -(-out_chs // 2)
+    n, (h, w) = 2, hw
+    primary = rng.standard_normal((n, init_chs, h, w)).astype(dtype)  # the 1 x 1 product, before its bias
+    primary_bias, cheap_bias = (rng.standard_normal(init_chs).astype(dtype) for _ in range(2))
+    cheap_weight = rng.standard_normal((init_chs, 1, 3, 3)).astype(dtype)
+    gate = rng.uniform(size=(n, out_chs, h // 2, w // 2)).astype(dtype) if gated else None
+    for relu in (False, True):
+        act = "relu" if relu else None
+        intrinsic = numpy_ops.conv2d(primary, np.eye(init_chs)[:, :, None, None], primary_bias, act=act)
+        ghost = numpy_ops.conv2d(intrinsic, cheap_weight, cheap_bias, padding=1, groups=init_chs, act=act)
+        expected = np.concatenate([intrinsic, ghost], axis=1)[:, :out_chs]
+        if gated:
+            expected = expected * numpy_ops.upsample_nearest(gate, hw)
+        out = np.full((n, out_chs, h, w), np.nan, dtype)
+        out[:, :init_chs] = primary
+        no_gate = np.zeros((0, 0, 0, 0), dtype)
+        rows, cols = (numpy_ops.nearest_source_index(s // 2, s) for s in hw)
+        kernel("ghost_module_epilogue", kind)(
+            out, init_chs, primary_bias, cheap_weight, cheap_bias, relu, gate if gated else no_gate, rows, cols
+        )
+        assert_close(out, expected, dtype)
+
+
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hw", [(7, 7), (3, 2), (1, 6)])
+def test_dfc_gate_tail_matches_the_composition(kind, dtype, hw):
+    rng = np.random.default_rng(7)
+    n, c = 2, 3
+    r = rng.standard_normal((n, c) + hw).astype(dtype)
+    reduce_bias, row_bias, col_bias = (rng.standard_normal(c).astype(dtype) for _ in range(3))
+    row_weight, col_weight = (rng.standard_normal((c, 1) + k).astype(dtype) for k in [(1, 5), (5, 1)])
+    expected = r + reduce_bias[:, None, None]
+    expected = numpy_ops.conv2d(expected, row_weight, row_bias, padding=(0, 2), groups=c)
+    expected = numpy_ops.sigmoid(numpy_ops.conv2d(expected, col_weight, col_bias, padding=(2, 0), groups=c))
+    out = np.full_like(r, np.nan)
+    kernel("dfc_gate_tail", kind)(r, reduce_bias, row_weight, row_bias, col_weight, col_bias, out)
+    assert_close(out, expected, dtype)
 
 
 @pytest.mark.parametrize("kind", KERNEL_KINDS)
@@ -114,12 +181,12 @@ def test_upsample_nearest_matches_reference(kind, dtype, size):
 
 
 def test_table_has_the_reference_ops_and_signatures():
-    """Every op of OP_NAMES, with the reference's signature; the accelerated ones are new functions."""
-    for name in OP_NAMES:
+    """Every op of OP_NAMES and FUSED_OP_NAMES, with the reference's signature; the accelerated ones are new."""
+    for name in OP_NAMES + FUSED_OP_NAMES:
         fast, reference = getattr(numba_ops, name), getattr(numpy_ops, name)
         assert inspect.signature(fast) == inspect.signature(reference), name
         assert (fast is not reference) == (name in numba_ops.ACCELERATED), name
-    assert set(numba_ops.ACCELERATED) <= set(OP_NAMES)
+    assert set(numba_ops.ACCELERATED) <= set(OP_NAMES + FUSED_OP_NAMES)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..network.model import GhostNet
-from ..ops import OP_NAMES, numpy_ops
+from ..ops import FUSED_OP_NAMES, OP_NAMES, fused, numpy_ops
 from .vjp import VJPS
 
 
@@ -55,6 +55,8 @@ class Tape:
         self._known = {id(x): x for x in inputs}  # every traceable array: the inputs and each op's output
 
     def __getattr__(self, name):
+        if name in FUSED_OP_NAMES:  # a fused op runs as its composition on this tape: each primitive is recorded
+            return lambda *args, **kwargs: getattr(fused, name)(self, *args, **kwargs)
         if name not in OP_NAMES:
             raise AttributeError(f"{type(self).__name__} has no op {name!r}; the ops are {', '.join(OP_NAMES)}")
         return lambda *args, **kwargs: self.call(name, *args, **kwargs)

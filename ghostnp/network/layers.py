@@ -6,11 +6,17 @@ stands the function that lists its parameter shapes, so the two cannot drift apa
 
 ``trace``, when a dict, receives named intermediate results (every conv output under its conv's key,
 every block output, the DFC gates before and after upsampling): see ``GhostNet.forward_intermediates``.
+
+With BatchNorm folded (:func:`ghostnp.fold_batchnorm`) and no trace, the Ghost module and the DFC gate are
+each one fused op of the table (``ops.ghost_module``, ``ops.dfc_gate``), whose reference compositions in
+``ghostnp.ops.fused`` are the step-by-step code below: the result is the same, the fast table computes it
+in one buffer.
 """
 
 import math
 
 BN_SUFFIXES = ("weight", "bias", "running_mean", "running_var")
+BIAS_WEIGHT = ("weight", "bias")  # a folded convolution's parameters, in the order the fused ops take them
 
 
 def _record(trace, name, value):
@@ -36,6 +42,11 @@ def conv_bn(ops, params, conv, bn, x, *, stride=1, padding=0, groups=1, act=None
     else:  # BatchNorm folded into the convolution
         y = ops.conv2d(x, weight, params[f"{conv}.bias"], stride, padding, groups, act)
     return _record(trace, conv, y)
+
+
+def is_folded(params, bn):
+    """True when the BatchNorm ``bn`` has been folded into the convolution before it."""
+    return f"{bn}.running_var" not in params
 
 
 def conv_bn_shapes(conv, bn, in_chs, out_chs, kernel_size=(1, 1), groups=1):
@@ -82,6 +93,13 @@ def ghost_module(ops, params, prefix, x, *, out_chs, use_act, mode="original", t
     """
     init_chs = math.ceil(out_chs / 2)
     act = "relu" if use_act else None
+    if trace is None and is_folded(params, f"{prefix}.primary_conv.1"):  # the same, as one fused op
+        gate = None
+        if mode == "attn":
+            gate = ops.dfc_gate(x, *(params[f"{prefix}.short_conv.{i}.{s}"] for i in (0, 2, 4) for s in BIAS_WEIGHT))
+        convs = ("primary_conv", "cheap_operation")
+        weights = (params[f"{prefix}.{conv}.0.{s}"] for conv in convs for s in BIAS_WEIGHT)
+        return ops.ghost_module(x, *weights, out_chs, act, gate)  # (N, out_chs, H, W)
     x1 = conv_bn(ops, params, f"{prefix}.primary_conv.0", f"{prefix}.primary_conv.1", x, act=act, trace=trace)
     x2 = conv_bn(  # the cheap operation: depthwise 3x3 on the intrinsic maps
         ops,

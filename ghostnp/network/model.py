@@ -1,5 +1,8 @@
 """The GhostNet model: an architecture, its parameters and an op table, with timm's method names."""
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 from ..ops import get_ops, resolve_backend
@@ -33,6 +36,17 @@ def check_input(x, in_chs=3):
     return x
 
 
+def default_threads(backend):
+    """Threads for a batch: 1 for numpy; for numba the usable CPUs, capped by NUMBA_ / OMP_NUM_THREADS."""
+    if backend == "numpy":
+        return 1
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
+        if os.environ.get(var, "").isdigit():
+            return max(1, min(cpus, int(os.environ[var])))
+    return cpus
+
+
 class GhostNet:
     """GhostNet / GhostNetV2 inference.
 
@@ -43,17 +57,22 @@ class GhostNet:
     backend : "numpy", "numba", "auto" or None (environment variable ``GHOSTNP_BACKEND``, else numpy).
     fold_bn : fold BatchNorm into the convolutions once (default: True for numba, False for numpy, so the
         NumPy path computes exactly the published layers).
+    threads : how many threads run a batch (default: for numba, the CPUs this process may use, at most
+        ``NUMBA_NUM_THREADS`` / ``OMP_NUM_THREADS`` when set; for numpy, 1). A batch of N > 1 images is
+        split into that many chunks, each run by one thread on the serial Numba kernels (which release the
+        GIL) with BLAS pinned to one thread, so the threads never compete with BLAS's own.
 
     ``model(x)`` maps x : (N, 3, H, W) float32 or float64, H, W >= 33, to logits (N, num_classes) in x's dtype.
     """
 
-    def __init__(self, arch, params, *, backend=None, fold_bn=None, source="weights"):
+    def __init__(self, arch, params, *, backend=None, fold_bn=None, threads=None, source="weights"):
         self.arch = arch
         self.params = validate_params(params, arch, source)
         self.backend = resolve_backend(backend)
         self.ops = get_ops(self.backend)
         self.fold_bn = self.backend != "numpy" if fold_bn is None else fold_bn
         self._run_params = fold_batchnorm(self.params) if self.fold_bn else self.params
+        self.threads = default_threads(self.backend) if threads is None else int(threads)
 
     def __repr__(self):
         return f"GhostNet({self.arch.name!r}, backend={self.backend!r}, params={self.num_params:,})"
@@ -81,6 +100,12 @@ class GhostNet:
     def forward_features(self, x, *, trace=None):
         """Stem, the 16 Ghost bottlenecks and the final 1x1 conv: (N, 3, H, W) -> (N, final_chs, H/32, W/32)."""
         check_input(x)
+        chunks = min(self.threads, len(x)) if trace is None else 1
+        if chunks > 1:  # one chunk of the batch per thread, BLAS on one thread inside
+            from threadpoolctl import threadpool_limits
+
+            with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(chunks) as pool:
+                return np.concatenate(list(pool.map(self.forward_features, np.array_split(x, chunks))))
         ops, params = self.ops, self._run_params
         x = layers.stem(ops, params, x, trace=trace)  # (N, stem_chs, H/2, W/2)
         for spec in self.arch.blocks:

@@ -12,7 +12,7 @@ import importlib
 import os
 
 from . import numpy_ops
-from .names import OP_NAMES  # noqa: F401  (re-exported: ghostnp.ops.OP_NAMES)
+from .names import FUSED_OP_NAMES, OP_NAMES  # noqa: F401  (re-exported: ghostnp.ops.OP_NAMES)
 
 BACKENDS = ("numpy", "numba", "auto")
 
@@ -39,7 +39,7 @@ def resolve_backend(backend=None):
 
 
 def get_ops(backend=None):
-    """The op table (a module whose attributes are the ops in ``OP_NAMES``) for a backend."""
+    """The op table (a module whose attributes are the ops in ``OP_NAMES`` and ``FUSED_OP_NAMES``)."""
     name = resolve_backend(backend)
     if name == "numpy":
         return numpy_ops

@@ -16,3 +16,10 @@ OP_NAMES = (
     "slice_channels",
     "flatten",
 )
+
+# Fused ops: each is a composition of the ops above (``ghostnp.ops.fused``), which the NumPy table runs as
+# it is and a fast table may run in one pass. Every table provides them too.
+FUSED_OP_NAMES = (
+    "ghost_module",
+    "dfc_gate",
+)

@@ -6,7 +6,11 @@ written as pseudo-code in the docstring, and the Numba table (``numba_ops``) imp
 signatures with those loops made real.
 """
 
+import sys
+
 import numpy as np
+
+from . import fused
 
 BATCHNORM_EPS = 1e-5
 
@@ -36,7 +40,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, act=None):
         for n, o, y, x_, c, i, j:   # c over the C_in / groups inputs of o's group g = o // (C_out / groups)
             out[n, o, y, x_] += w[o, c, i, j] * xpad[n, g * C_in / groups + c, y * sH + i, x_ * sW + j]
 
-    Here the pixel loops are vectorised: one matrix product per kernel tap (i, j).
+    Here the pixel loops are vectorised: per kernel tap (i, j), one matrix product (dense and grouped) or
+    one per-channel multiply-add (depthwise) over the whole batch, accumulated in place.
     """
     n, c_in, h, w = x.shape
     c_out, c_in_per_group, kh, kw = weight.shape
@@ -51,6 +56,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, act=None):
     if kh == kw == 1 and sh == sw == 1 and ph == pw == 0 and groups == 1:
         out = np.matmul(weight[:, :, 0, 0], x.reshape(n, c_in, h * w))  # (N, C_out, H*W)
         out = out.reshape(n, c_out, h, w)
+    elif c_in_per_group == 1 and c_out == groups:
+        out = _depthwise(x, weight[:, 0], (sh, sw), (ph, pw), (h_out, w_out))  # (N, C, H_out, W_out)
     else:
         xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C_in, H + 2pH, W + 2pW)
         xg = xpad.reshape(n, groups, c_in_per_group, h + 2 * ph, w + 2 * pw)  # (N, G, C_in/G, Hp, Wp)
@@ -60,18 +67,45 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, act=None):
             for j in range(kw):
                 tap = xg[:, :, :, i : i + sh * (h_out - 1) + 1 : sh, j : j + sw * (w_out - 1) + 1 : sw]
                 tap = tap.reshape(n, groups, c_in_per_group, h_out * w_out)  # (N, G, C_in/G, Ho*Wo)
-                if c_in_per_group == 1 and c_out == groups:  # depthwise: a per-channel scale
-                    out += wg[None, :, :, 0, i, j, None] * tap
-                else:
-                    out += np.matmul(wg[None, :, :, :, i, j], tap)  # (N, G, C_out/G, Ho*Wo)
+                out += np.matmul(wg[None, :, :, :, i, j], tap)  # (N, G, C_out/G, Ho*Wo)
         out = out.reshape(n, c_out, h_out, w_out)
     if bias is not None:
         out += bias.astype(x.dtype, copy=False)[None, :, None, None]
     if act == "relu":
-        out = relu(out)
+        np.maximum(out, 0, out=out)  # in place: ``out`` is this op's own array
     elif act is not None:
         raise ValueError(f"conv2d: unknown activation {act!r}; expected None or 'relu'")
     return out
+
+
+def _depthwise(x, weight, stride, padding, out_hw):
+    """Depthwise cross-correlation: x (N, C, H, W), weight (C, kH, kW) -> (N, C, H_out, W_out), no bias.
+
+    Each tap is a per-channel scale of a shifted window, accumulated in place. At stride 1 the window is a
+    *contiguous slice of the flattened padded plane*: output pixel (y, x_) sits at ``y * Wp + x_`` and tap
+    (i, j) reads ``(y + i) * Wp + x_ + j``, the same offset ``i * Wp + j`` for every pixel. The accumulator
+    is (H_out, Wp) wide and its last Wp - W_out columns, which straddle two rows, are dropped at the end.
+    """
+    (n, c, _, w), (kh, kw) = x.shape, weight.shape[1:]
+    (sh, sw), (ph, pw), (h_out, w_out) = stride, padding, out_hw
+    xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C, Hp, Wp)
+    wp = w + 2 * pw
+    if sh == sw == 1:
+        flat = xpad.reshape(n, c, -1)  # (N, C, Hp * Wp)
+        span = (h_out - 1) * wp + w_out  # flat positions from the first output pixel to the last
+        acc = np.zeros((n, c, h_out * wp), dtype=x.dtype)  # (N, C, H_out * Wp)
+        product = np.empty((n, c, span), dtype=x.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                np.multiply(weight[:, i, j, None], flat[:, :, i * wp + j : i * wp + j + span], out=product)
+                acc[:, :, :span] += product
+        return acc.reshape(n, c, h_out, wp)[:, :, :, :w_out]  # (N, C, H_out, W_out)
+    acc = np.zeros((n, c, h_out, w_out), dtype=x.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            tap = xpad[:, :, i : i + sh * (h_out - 1) + 1 : sh, j : j + sw * (w_out - 1) + 1 : sw]  # (N, C, Ho, Wo)
+            acc += weight[:, i, j, None, None] * tap
+    return acc
 
 
 def batch_norm(x, weight, bias, running_mean, running_var, eps=BATCHNORM_EPS):
@@ -85,7 +119,9 @@ def batch_norm(x, weight, bias, running_mean, running_var, eps=BATCHNORM_EPS):
     scale = (weight.astype(dt) / np.sqrt(running_var.astype(dt) + dt.type(eps))).astype(dt)
     shift = (bias.astype(dt) - running_mean.astype(dt) * scale).astype(dt)
     expand = (slice(None),) + (None,) * (x.ndim - 2)  # (C, 1, 1) for NCHW
-    return x * scale[expand] + shift[expand]
+    out = x * scale[expand]  # one scale-and-shift: a new array, then the shift in place
+    out += shift[expand]
+    return out
 
 
 def relu(x):
@@ -96,7 +132,9 @@ def relu(x):
 def sigmoid(x):
     """The logistic function ``1 / (1 + exp(-x))`` element-wise, without overflow for large |x|."""
     e = np.exp(-np.abs(x))  # in (0, 1]: never overflows
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e)).astype(x.dtype, copy=False)
+    numerator = np.where(x >= 0, x.dtype.type(1), e)  # 1 / (1 + e) for x >= 0, e / (1 + e) below
+    numerator /= 1 + e
+    return numerator
 
 
 def hard_sigmoid(x):
@@ -118,8 +156,12 @@ def avg_pool_2x2(x):
             "make the input image larger (H, W >= 33 for GhostNetV2)"
         )
     ho, wo = h // 2, w // 2
-    blocks = x[:, :, : 2 * ho, : 2 * wo].reshape(n, c, ho, 2, wo, 2)  # (N, C, Ho, 2, Wo, 2)
-    return (blocks.sum(axis=(3, 5)) / x.dtype.type(4)).astype(x.dtype, copy=False)  # (N, C, H/2, W/2)
+    top, bottom = x[:, :, 0 : 2 * ho : 2], x[:, :, 1 : 2 * ho : 2]  # even and odd rows, (N, C, H/2, W)
+    out = top[..., 0 : 2 * wo : 2] + top[..., 1 : 2 * wo : 2]  # (N, C, H/2, W/2)
+    out += bottom[..., 0 : 2 * wo : 2]
+    out += bottom[..., 1 : 2 * wo : 2]
+    out /= x.dtype.type(4)
+    return out
 
 
 def global_avg_pool(x):
@@ -148,7 +190,7 @@ def upsample_nearest(x, size):
     """
     rows = nearest_source_index(x.shape[2], size[0])
     cols = nearest_source_index(x.shape[3], size[1])
-    return x[:, :, rows[:, None], cols[None, :]]  # (N, C, H, W)
+    return x[:, :, rows][:, :, :, cols]  # (N, C, H, w) then (N, C, H, W)
 
 
 def linear(x, weight, bias=None):
@@ -182,3 +224,27 @@ def slice_channels(x, stop):
 def flatten(x):
     """Keep the batch axis, flatten the rest: (N, C, 1, 1) -> (N, C)."""
     return x.reshape(x.shape[0], -1)
+
+
+# --- fused ops: the reference compositions of ghostnp.ops.fused, run on this table -----------------------
+
+_THIS_TABLE = sys.modules[__name__]
+
+
+def ghost_module(x, primary_weight, primary_bias, cheap_weight, cheap_bias, out_chs, act=None, gate=None):
+    """The Ghost module with BatchNorm folded, [gated]: (N, C_in, H, W) -> (N, out_chs, H, W).
+
+    Runs :func:`ghostnp.ops.fused.ghost_module` on this table: 1 x 1 conv, depthwise 3 x 3, concatenate,
+    slice, [multiply by the upsampled DFC gate].
+    """
+    return fused.ghost_module(
+        _THIS_TABLE, x, primary_weight, primary_bias, cheap_weight, cheap_bias, out_chs, act, gate
+    )
+
+
+def dfc_gate(x, reduce_weight, reduce_bias, row_weight, row_bias, col_weight, col_bias):
+    """The half-resolution DFC gate with BatchNorm folded: (N, C_in, H, W) -> (N, C, H // 2, W // 2).
+
+    Runs :func:`ghostnp.ops.fused.dfc_gate` on this table: pool, 1 x 1, (1, 5), (5, 1), sigmoid.
+    """
+    return fused.dfc_gate(_THIS_TABLE, x, reduce_weight, reduce_bias, row_weight, row_bias, col_weight, col_bias)
