@@ -13,12 +13,12 @@ so memory stays flat however many images there are (a few batches, about 20 MB e
 cannot be read is reported in the batch's ``failures`` with the reason and skipped; a worker process that dies
 (killed, out of memory) stops the run with :class:`PipelineError` instead of leaving it waiting.
 
-Processes, not threads. Pillow's decoders and resize release the GIL, but the Numba kernels of the forward
-pass hold it (they are compiled without ``nogil``), so a decoding thread's Python steps wait for the network
-and the network for them; a process decodes beside the network whatever it holds, and a decoder that crashes
-(a bug on a hostile file) ends the run with a clear error instead of killing the caller. Measured on the
-shared project machine with other jobs running (``benchmarks/pipeline.py --threads``), the two were within
-the noise of each other (21 to 27 images/s).
+Processes, not threads. Pillow's decoders and resize release the GIL, and so do the Numba kernels, but the
+network's op-by-op dispatch and the preprocessing's small NumPy steps are Python: threads would share one GIL
+with the forward pass's own threads (one per core, ``GhostNet(threads=)``), while a process decodes beside
+the network whatever it holds, and a decoder that crashes (a bug on a hostile file) ends the run with a clear
+error instead of killing the caller. Measured on the shared project machine with other jobs running
+(``benchmarks/pipeline.py --threads``), the two were within the noise of each other (40.0 and 41.0 images/s).
 Processes start with the platform's default method (``fork`` on Linux; ``spawn`` on macOS and Windows, where
 a script must call this from under ``if __name__ == "__main__":``, as with any process pool).
 """
@@ -35,7 +35,7 @@ from .preprocess import preprocess
 WORKER_NICENESS = 4
 """How much lower than the caller's the workers' priority is. On a core it shares with the network, a worker at
 nice 4 gets about 30 % of the time (Linux's scheduler weighs nice 4 at 423 against 1024 for nice 0): more than
-decoding needs to keep pace (about 6 ms of decoding per 28 ms of forward pass, numba, batch 32), less than an
+decoding needs to keep pace (about 6 ms of decoding per 26 ms of forward pass, numba, batch 32), less than an
 equal share, so the network's threads are not preempted half of the time. When the network waits for a batch,
 its cores are idle and the workers get all of them. At nice 10 the rate varied more on the busy shared project
 machine (18 to 30 images/s, against 23 to 29 at nice 0): a worker that yields to everyone starves when other
