@@ -33,6 +33,7 @@ from .errors import CheckpointError, DownloadError, GhostnpError, ImageError
 from .images.decode import load_image, sample_image_path
 from .images.preprocess import preprocess
 from .inference.classification import Prediction, classify
+from .inference.evaluation import ClassAccuracy, EvaluationResult, evaluate
 from .network.params import fold_batchnorm
 from .network.registry import expected_shapes, get_architecture, list_models
 from .network.summary import summary
@@ -55,13 +56,16 @@ def __getattr__(name):
 
 __all__ = [
     "CheckpointError",
+    "ClassAccuracy",
     "DownloadError",
+    "EvaluationResult",
     "GhostnpError",
     "ImageError",
     "Prediction",
     "classify",
     "create_model",
     "effective_receptive_field",
+    "evaluate",
     "expected_shapes",
     "fold_batchnorm",
     "get_architecture",

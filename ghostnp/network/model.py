@@ -104,6 +104,17 @@ class GhostNet:
     def __repr__(self):
         return f"GhostNet({self.arch.name!r}, backend={self.backend!r}, params={self.num_params:,})"
 
+    def __getstate__(self):
+        """What ``pickle`` sends (to a process pool, a cluster worker): the architecture, the parameters, the
+        backend's name and the settings. The op table (a module) and anything derived from the parameters (the
+        folded copy) are rebuilt on arrival, so a pickle holds each weight once."""
+        settings = {"backend": self.backend, "fold_bn": self.fold_bn, "threads": self.threads}
+        return {"arch": self.arch, "params": self.params, **settings}
+
+    def __setstate__(self, state):
+        settings = {key: state[key] for key in ("backend", "fold_bn", "threads")}
+        self.__init__(state["arch"], state["params"], **settings)
+
     @property
     def num_params(self):
         return sum(v.size for k, v in self.params.items() if is_trainable(k))
