@@ -2,6 +2,7 @@
 stay bit-identical, the trained weights run on every backend and load into PyTorch, and bad input gets
 an error that says what to do."""
 
+import pickle
 import subprocess
 import sys
 
@@ -169,3 +170,12 @@ def test_a_new_head_fine_tunes_on_frozen_features_and_leaves_the_original_alone(
         if not key.startswith("classifier."):
             assert model.params[key] is value  # untouched, still shared
     assert base.params["classifier.weight"].shape == (1000, 128)
+
+
+def test_a_pickled_model_keeps_its_dropout_rate_and_batchnorm_counters():
+    images, labels = colour_problem(n=4)
+    model = tiny(drop_rate=0.3)
+    fit(model, images, labels, epochs=1, batch_size=2, optimizer=SGD(0.01), progress=False)
+    copy = pickle.loads(pickle.dumps(model))
+    assert copy.drop_rate == 0.3 and copy.num_batches_tracked == model.num_batches_tracked
+    assert copy.num_batches_tracked["bn1"] == 2

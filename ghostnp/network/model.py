@@ -108,12 +108,18 @@ class GhostNet:
         """What ``pickle`` sends (to a process pool, a cluster worker): the architecture, the parameters, the
         backend's name and the settings. The op table (a module) and anything derived from the parameters (the
         folded copy) are rebuilt on arrival, so a pickle holds each weight once."""
-        settings = {"backend": self.backend, "fold_bn": self.fold_bn, "threads": self.threads}
-        return {"arch": self.arch, "params": self.params, **settings}
+        settings = {
+            "backend": self.backend,
+            "fold_bn": self.fold_bn,
+            "threads": self.threads,
+            "drop_rate": self.drop_rate,
+        }
+        return {"arch": self.arch, "params": self.params, "num_batches_tracked": self.num_batches_tracked, **settings}
 
     def __setstate__(self, state):
-        settings = {key: state[key] for key in ("backend", "fold_bn", "threads")}
+        settings = {key: state[key] for key in ("backend", "fold_bn", "threads", "drop_rate") if key in state}
         self.__init__(state["arch"], state["params"], **settings)
+        self.num_batches_tracked.update(state.get("num_batches_tracked", {}))
 
     @property
     def num_params(self):
