@@ -23,7 +23,7 @@ contracts in ``pyproject.toml``), and ``weights_converter`` beside it knows noth
 ==========================================  ===========================================================
 
 ``import ghostnp`` imports numpy and the standard library only; ``ghostnp.viz`` and ``ghostnp.notebook``
-(matplotlib) are loaded when first used.
+(matplotlib) and ``ghostnp.train`` are loaded when first used.
 """
 
 import importlib
@@ -33,6 +33,7 @@ from .errors import CheckpointError, DownloadError, GhostnpError, ImageError
 from .images.decode import load_image, sample_image_path
 from .images.preprocess import preprocess
 from .inference.classification import Prediction, classify
+from .inference.evaluation import ClassAccuracy, EvaluationResult, evaluate
 from .network.params import fold_batchnorm
 from .network.registry import expected_shapes, get_architecture, list_models
 from .network.summary import summary
@@ -42,11 +43,12 @@ from .weights.files import load_weights
 
 __version__ = "0.1.0"
 
-_LAZY_MODULES = {"viz": "ghostnp.teaching.viz", "notebook": "ghostnp.teaching.notebook"}
+_LAZY_MODULES = {"viz": "ghostnp.teaching.viz", "notebook": "ghostnp.teaching.notebook", "train": "ghostnp.train"}
 
 
 def __getattr__(name):
-    """``ghostnp.viz`` and ``ghostnp.notebook``: imported on first use, so matplotlib is never loaded early."""
+    """``ghostnp.viz``, ``ghostnp.notebook`` and ``ghostnp.train``: imported on first use, so matplotlib is
+    never loaded early."""
     if name in _LAZY_MODULES:
         return importlib.import_module(_LAZY_MODULES[name])
     raise AttributeError(f"module 'ghostnp' has no attribute {name!r}")
@@ -54,13 +56,16 @@ def __getattr__(name):
 
 __all__ = [
     "CheckpointError",
+    "ClassAccuracy",
     "DownloadError",
+    "EvaluationResult",
     "GhostnpError",
     "ImageError",
     "Prediction",
     "classify",
     "create_model",
     "effective_receptive_field",
+    "evaluate",
     "expected_shapes",
     "fold_batchnorm",
     "get_architecture",

@@ -81,7 +81,9 @@ def test_classify_without_weights_offline_explains_where_to_get_them(offline_cac
     assert "ck_ghostnetv2_10.pth.tar" in err and str(offline_cache) in err and "--weights" in err
 
 
-@pytest.mark.parametrize("command", ["classify", "models", "summary", "convert", "download", "cache", "info", "bench"])
+@pytest.mark.parametrize(
+    "command", ["classify", "evaluate", "models", "summary", "convert", "download", "cache", "info", "bench"]
+)
 def test_every_command_has_help_with_an_example(command, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main([command, "--help"])

@@ -10,35 +10,13 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from torch import nn
-from torch_reference import ConvBnAct, GhostBottleneck, GhostNet, build_torch_model
+from torch_reference import TorchFromArchitecture, build_torch_model
 
 import ghostnp
 from ghostnp.autodiff.record import Tape, input_gradient, record
 
 RTOL = 1e-8
 SIZE = (33, 40)
-
-
-class TorchFromArchitecture(GhostNet):
-    """The reference network for any ghostnp architecture (here: ``ghostnetv2_tiny``), same module names."""
-
-    def __init__(self, arch):
-        nn.Module.__init__(self)
-        self.dropout = 0.0
-        self.conv_stem = nn.Conv2d(3, arch.stem_chs, 3, 2, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(arch.stem_chs)
-        stages = {}
-        for spec in arch.blocks:
-            se_ratio = spec.se_chs / spec.mid_chs if spec.se_chs else 0.0
-            block = GhostBottleneck(
-                spec.in_chs, spec.mid_chs, spec.out_chs, spec.dw_kernel_size, spec.stride, se_ratio, spec.mode
-            )
-            stages.setdefault(spec.name.split(".")[1], []).append(block)
-        final = nn.Sequential(ConvBnAct(arch.blocks[-1].out_chs, arch.final_chs))
-        self.blocks = nn.Sequential(*(nn.Sequential(*stage) for stage in stages.values()), final)
-        self.conv_head = nn.Conv2d(arch.final_chs, arch.head_chs, 1, bias=True)
-        self.classifier = nn.Linear(arch.head_chs, arch.num_classes)
 
 
 @pytest.fixture(scope="module", autouse=True)

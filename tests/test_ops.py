@@ -34,6 +34,7 @@ property_test = settings(max_examples=60, deadline=None)
 SPECIFIED_OPS = {
     "conv2d", "batch_norm", "relu", "sigmoid", "hard_sigmoid", "avg_pool_2x2", "global_avg_pool",
     "upsample_nearest", "linear", "add", "multiply", "concat_channels", "slice_channels", "flatten",
+    "dropout",
 }  # fmt: skip
 
 
@@ -372,3 +373,24 @@ def test_elementwise_and_channel_ops_by_hand(ops, dtype):
     for op in (ops.add, ops.multiply, ops.concat_channels):
         assert op(a, b).dtype == dtype
     assert ops.slice_channels(a, 1).dtype == ops.flatten(a).dtype == dtype
+
+
+@property_test
+@given(n=st.integers(1, 3), f=sizes, rate=st.sampled_from([0.0, 0.2, 0.5, 0.9]), dtype=dtypes, seed=seeds)
+def test_dropout_matches_torch_given_its_mask(ops, n, f, rate, dtype, seed):
+    """F.dropout in training draws a mask and rescales the kept units; given the mask torch drew (read off its
+    output: the inputs are never 0), the op computes the same. At inference (no mask) it returns its input
+    itself, as ``F.dropout(x, p, training=False)`` does."""
+    rng = np.random.default_rng(seed)
+    x = normal(rng, (n, f), dtype)
+    torch.manual_seed(seed)
+    expected = F.dropout(t64(x), rate, training=True)
+    keep = (expected != 0).numpy().astype(dtype)
+    out = ops.dropout(x, rate, keep)
+    assert_matches(out, expected, dtype)
+    assert ops.dropout(x, rate) is x
+
+
+def test_dropout_by_hand(ops):
+    x = np.array([[1.0, 2.0, 3.0, 4.0]])
+    np.testing.assert_array_equal(ops.dropout(x, 0.5, np.array([[1.0, 0.0, 0.0, 1.0]])), [[2.0, 0.0, 0.0, 8.0]])

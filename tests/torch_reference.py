@@ -6,7 +6,9 @@ shapes and dtypes of ``tests/data/keys_*.tsv``. Tests only: torch is never impor
 
 Public functions: :func:`build_torch_model`, :func:`build_torch_model_width`, :func:`randomize_batchnorm`,
 :func:`state_dict_numpy`, :func:`torch_forward`. The pieces (:class:`GhostModule`, :class:`SqueezeExcite`,
-:class:`GhostBottleneck`) are public too, for block tests.
+:class:`GhostBottleneck`) are public too, for block tests, and :class:`TorchFromArchitecture` builds the
+reference of any ghostnp architecture (the tiny test network). ``GhostNet.dropout_keep`` fixes the dropout
+mask of a training forward, so that a training step can be compared with ghostnp's.
 """
 
 import math
@@ -169,6 +171,7 @@ class GhostNet(nn.Module):
     def __init__(self, width=1.0, v2=True, num_classes=1000, dropout=0.2):
         super().__init__()
         self.dropout = dropout
+        self.dropout_keep = None  # a fixed mask (1 kept, 0 dropped) for training steps compared with ghostnp
         in_chs = make_divisible(16 * width)
         self.conv_stem = nn.Conv2d(3, in_chs, 3, 2, 1, bias=False)
         self.bn1 = nn.BatchNorm2d(in_chs)
@@ -194,10 +197,33 @@ class GhostNet(nn.Module):
     def forward_head(self, x):
         """(N, C, h, w) -> logits (N, num_classes)."""
         x = F.relu(self.conv_head(x.mean((2, 3), keepdim=True))).flatten(1)  # (N, 1280)
+        if self.training and self.dropout_keep is not None:  # F.dropout's computation with a given mask
+            return self.classifier(x * (self.dropout_keep / (1 - self.dropout)))
         return self.classifier(F.dropout(x, self.dropout, self.training))
 
     def forward(self, x):
         return self.forward_head(self.forward_features(x))
+
+
+class TorchFromArchitecture(GhostNet):
+    """The reference network for any ghostnp architecture (e.g. ``ghostnetv2_tiny``), with the same module names."""
+
+    def __init__(self, arch, dropout=0.0):
+        nn.Module.__init__(self)
+        self.dropout, self.dropout_keep = dropout, None
+        self.conv_stem = nn.Conv2d(3, arch.stem_chs, 3, 2, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(arch.stem_chs)
+        stages = {}
+        for spec in arch.blocks:
+            se_ratio = spec.se_chs / spec.mid_chs if spec.se_chs else 0.0
+            block = GhostBottleneck(
+                spec.in_chs, spec.mid_chs, spec.out_chs, spec.dw_kernel_size, spec.stride, se_ratio, spec.mode
+            )
+            stages.setdefault(spec.name.split(".")[1], []).append(block)
+        final = nn.Sequential(ConvBnAct(arch.blocks[-1].out_chs, arch.final_chs))
+        self.blocks = nn.Sequential(*(nn.Sequential(*stage) for stage in stages.values()), final)
+        self.conv_head = nn.Conv2d(arch.final_chs, arch.head_chs, 1, bias=True)
+        self.classifier = nn.Linear(arch.head_chs, arch.num_classes)
 
 
 def build_torch_model_width(width, v2=True, num_classes=1000):

@@ -6,6 +6,7 @@ import json
 import os
 import platform
 import sys
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,9 @@ from ..progress import progress_bar
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".pbm")
 EXIT_FAILED_FILES = 1  # some inputs could not be classified
+EXIT_USAGE = 2  # bad arguments, an unreadable folder layout or weights file
 EXIT_NO_WEIGHTS = 3  # the weights are not in the cache and could not be downloaded
+EXIT_WORKER_DIED = 4  # a worker process decoding images died: the run stopped before the end
 
 EXAMPLES = {
     "classify": """examples:
@@ -23,6 +26,15 @@ EXAMPLES = {
   ghostnp classify cat.jpg dog.png --topk 3
   ghostnp classify photos/ --json > labels.json  every image in a folder, JSON for scripts
   ghostnp classify 'shots/*.jpg' --weights ck_ghostnetv2_10.pth.tar""",
+    "evaluate": """examples:
+  ghostnp evaluate imagenet/val --weights ck_ghostnetv2_10.pth.tar --backend numba
+                                                 class folders named by WordNet id (ImageFolder layout)
+  ghostnp evaluate imagenetv2-matched-frequency/ class folders named 0..999 (ImageNetV2)
+  ghostnp evaluate val_images/ --labels val.txt  a flat folder and 'file_name class' lines
+  ghostnp evaluate CLS-LOC/val --labels LOC_val_solution.csv --limit 500 --json
+
+exit status: 0 success, 1 some images could not be read (they are listed, the rest is scored),
+2 usage error or unknown layout, 3 weights not available, 4 a worker process died""",
     "models": "example:\n  ghostnp models",
     "summary": "examples:\n  ghostnp summary ghostnetv2_100\n  ghostnp summary ghostnetv2_160 --input-size 256",
     "convert": "example:\n  ghostnp convert ck_ghostnetv2_10.pth.tar -o ghostnetv2_100.npz",
@@ -71,7 +83,31 @@ def build_parser():
         help="op implementation (default: $GHOSTNP_BACKEND, else numpy)",
     )
     classify.add_argument("--batch-size", type=int, default=16, help="images per forward pass (default %(default)s)")
+    add_workers_option(classify)
     classify.add_argument("--json", action="store_true", help="print JSON (one object per image) instead of a table")
+
+    evaluate = command(
+        "evaluate", "Score a model on a labelled image set (ImageNet's validation set): top-1, top-5, per class."
+    )
+    evaluate.add_argument("root", metavar="ROOT", help="class folders (WordNet ids or 0..999), or a flat folder")
+    evaluate.add_argument(
+        "--model", default="ghostnetv2_100", help="model name (see 'ghostnp models'; default %(default)s)"
+    )
+    evaluate.add_argument("--weights", metavar="PATH", help="weights file; default: the pretrained weights")
+    evaluate.add_argument(
+        "--backend",
+        choices=("numpy", "numba", "auto"),
+        help="op implementation (default: $GHOSTNP_BACKEND, else numpy)",
+    )
+    evaluate.add_argument(
+        "--labels",
+        metavar="FILE",
+        help="labels of a flat folder: 'file_name class' lines (val.txt), a WordNet id per line, or Kaggle's csv",
+    )
+    evaluate.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default %(default)s)")
+    add_workers_option(evaluate)
+    evaluate.add_argument("--limit", type=int, metavar="N", help="score only the first N images in sorted order")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object (with per-class figures)")
 
     command("models", "List the model names and their published weights.")
 
@@ -100,6 +136,15 @@ def build_parser():
     return parser
 
 
+def add_workers_option(parser):
+    parser.add_argument(
+        "--workers",
+        type=int,
+        metavar="N",
+        help="processes decoding images beside the network; 0 decodes in this process (default: one per core)",
+    )
+
+
 def expand_inputs(patterns):
     """Files named, files in named folders (sorted, images only), and glob matches; a missing file or a
     pattern that matches nothing is kept as given, so that it is reported."""
@@ -117,35 +162,35 @@ def expand_inputs(patterns):
 
 def run_classify(args, out):
     from ..images.decode import sample_image_path
-    from ..images.preprocess import preprocess
+    from ..images.pipeline import PipelineError, preprocessed_batches, usable_cores
     from ..inference.classification import eval_config, load_model, top_predictions
 
     files = expand_inputs(args.images) + ([sample_image_path()] if args.sample else [])
     if not files:
         print("ghostnp classify: no images given; name files, folders or patterns, or use --sample", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
     try:
         model = load_model(args.model, args.weights, args.backend)
     except DownloadError as error:
         print(f"ghostnp classify: the weights for {args.model} are not available.\n\n{error}", file=sys.stderr)
         return EXIT_NO_WEIGHTS
-    config = eval_config(args.model)
+    workers = args.workers if args.workers is not None else (usable_cores() if len(files) > args.batch_size else 0)
     results, failures = [], 0
     progress = progress_bar(len(files), desc="classify", unit="img", enabled=len(files) > 1 and not args.json)
-    for start in range(0, len(files), args.batch_size):
-        batch_files, inputs = [], []
-        for path in files[start : start + args.batch_size]:
-            try:
-                inputs.append(preprocess(path, config=config))  # (1, 3, 224, 224)
-                batch_files.append(path)
-            except (GhostnpError, OSError) as error:
-                failures += 1
-                print(f"ghostnp classify: skipped {path}: {error}", file=sys.stderr)
-            progress.update(1)
-        if inputs:
-            logits = model(np.concatenate(inputs))  # (B, 1000)
-            results.extend(zip(batch_files, top_predictions(logits, args.topk)))
-    progress.close()
+    batches = preprocessed_batches(files, eval_config(args.model), batch_size=args.batch_size, workers=workers)
+    try:
+        with closing(batches), progress:
+            for batch in batches:
+                for position, reason in batch.failures:
+                    print(f"ghostnp classify: skipped {files[position]}: {reason}", file=sys.stderr)
+                failures += len(batch.failures)
+                if batch.positions:
+                    logits = model(batch.inputs)  # (B, 1000)
+                    results.extend(zip([files[p] for p in batch.positions], top_predictions(logits, args.topk)))
+                progress.update(len(batch.positions) + len(batch.failures))
+    except PipelineError as error:
+        print(f"ghostnp classify: {error}", file=sys.stderr)
+        return EXIT_WORKER_DIED
     if args.json:
         for path, predictions in results:
             record = {"file": str(path), "predictions": [p._asdict() for p in predictions]}
@@ -156,6 +201,59 @@ def run_classify(args, out):
             for p in predictions:
                 print(f"  {p.probability:7.2%}  {p.index:4d}  {p.label}", file=out)
     return EXIT_FAILED_FILES if failures else 0
+
+
+def run_evaluate(args, out):
+    from ..images.pipeline import PipelineError
+    from ..inference.evaluation import evaluate
+
+    try:
+        result = evaluate(
+            args.root,
+            args.model,
+            weights=args.weights,
+            backend=args.backend,
+            labels=args.labels,
+            batch_size=args.batch_size,
+            workers=args.workers,
+            limit=args.limit,
+            progress=not args.json,
+        )
+    except DownloadError as error:
+        print(f"ghostnp evaluate: the weights for {args.model} are not available.\n\n{error}", file=sys.stderr)
+        return EXIT_NO_WEIGHTS
+    except PipelineError as error:
+        print(f"ghostnp evaluate: {error}", file=sys.stderr)
+        return EXIT_WORKER_DIED
+    for path, reason in result.failed:
+        print(f"ghostnp evaluate: skipped {path}: {reason}", file=sys.stderr)
+    if args.json:
+        record = {
+            "model": result.model,
+            "backend": result.backend,
+            "layout": result.layout,
+            "top1": result.top1,
+            "top5": result.top5,
+            "count": result.count,
+            "failed": [{"file": path, "reason": reason} for path, reason in result.failed],
+            "seconds": result.seconds,
+            "images_per_second": result.images_per_second,
+            "per_class": [vars(accuracy) for accuracy in result.per_class.values()],
+        }
+        print(json.dumps(record), file=out)
+    else:
+        rows = [
+            ("model", f"{result.model} ({result.backend} backend)"),
+            ("layout", f"{result.layout}, {len(result.per_class)} classes"),
+            ("top-1", f"{result.top1:.3f} %"),
+            ("top-5", f"{result.top5:.3f} %"),
+            ("count", f"{result.count:,}"),
+            ("failed", f"{len(result.failed):,}"),
+            ("time", f"{result.seconds:.1f} s ({result.images_per_second:.1f} images/s)"),
+        ]
+        for name, value in rows:
+            print(f"{name:<8} {value}", file=out)
+    return EXIT_FAILED_FILES if result.failed else 0
 
 
 def run_models(args, out):
@@ -249,6 +347,7 @@ def run_bench(args, out, options=()):
 
 COMMANDS = {
     "classify": run_classify,
+    "evaluate": run_evaluate,
     "models": run_models,
     "summary": run_summary,
     "convert": run_convert,
@@ -259,7 +358,8 @@ COMMANDS = {
 
 
 def main(argv=None, out=None):
-    """Run the command line; returns the exit status (0 success, 1 some files failed, 2 usage, 3 no weights)."""
+    """Run the command line; returns the exit status (0 success, 1 some files failed, 2 usage, 3 no weights,
+    4 a worker process died)."""
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "bench":
@@ -270,7 +370,7 @@ def main(argv=None, out=None):
         return COMMANDS[args.command](args, out or sys.stdout)
     except (GhostnpError, ValueError) as error:
         print(f"ghostnp {args.command}: {error}", file=sys.stderr)
-        return 2
+        return EXIT_USAGE
 
 
 if __name__ == "__main__":

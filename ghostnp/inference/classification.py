@@ -1,12 +1,14 @@
 """``classify``: from image files to ImageNet labels, the main job of ghostnp."""
 
 import os
+from contextlib import closing
 from typing import NamedTuple
 
 import numpy as np
 
+from ..errors import ImageError
 from ..images.labels import imagenet_classes
-from ..images.preprocess import preprocess
+from ..images.pipeline import preprocessed_batches, usable_cores
 from ..weights.create import create_model
 from ..weights.pretrained import get_pretrained_config
 
@@ -60,7 +62,7 @@ def load_model(model=DEFAULT_MODEL, weights=None, backend=None):
     return _loaded_models[key]
 
 
-def classify(images, model=DEFAULT_MODEL, *, topk=5, weights=None, backend=None, batch_size=16):
+def classify(images, model=DEFAULT_MODEL, *, topk=5, weights=None, backend=None, batch_size=16, workers=None):
     """Classify one image or a list of images with an ImageNet-1k model.
 
     Parameters
@@ -71,10 +73,17 @@ def classify(images, model=DEFAULT_MODEL, *, topk=5, weights=None, backend=None,
     weights : a weights file; None loads the pretrained weights (downloading them once).
     backend : "numpy", "numba", "auto", or None (``GHOSTNP_BACKEND``).
     batch_size : images per forward pass.
+    workers : processes decoding images beside the forward passes (:mod:`ghostnp.images.pipeline`); 0 decodes
+        in this process. Default: one per usable core when there is more than one batch, else 0.
 
     Returns
     -------
     list[Prediction] for one image, sorted by probability (highest first); a list of those for a list.
+
+    Raises
+    ------
+    ImageError
+        For the first image that cannot be read (``ghostnp classify`` reports and skips them instead).
 
     Examples
     --------
@@ -82,13 +91,15 @@ def classify(images, model=DEFAULT_MODEL, *, topk=5, weights=None, backend=None,
     Prediction(label='tabby, tabby cat', index=281, probability=0.61)
     """
     single = not isinstance(images, (list, tuple))
-    batch = [images] if single else list(images)
+    sources = [images] if single else list(images)
     net = load_model(model, weights, backend)
-    config = eval_config(model)
+    if workers is None:
+        workers = usable_cores() if len(sources) > batch_size else 0
     results = []
-    for start in range(0, len(batch), batch_size):
-        x = np.concatenate(
-            [preprocess(image, config=config) for image in batch[start : start + batch_size]]
-        )  # (B, 3, 224, 224)
-        results.extend(top_predictions(net(x), topk))
+    batches = preprocessed_batches(sources, eval_config(model), batch_size=batch_size, workers=workers)
+    with closing(batches):
+        for batch in batches:
+            if batch.failures:
+                raise ImageError(batch.failures[0][1])
+            results.extend(top_predictions(net(batch.inputs), topk))  # logits (B, 1000)
     return results[0] if single else results

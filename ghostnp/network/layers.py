@@ -230,15 +230,16 @@ def final_conv_shapes(prefix, in_chs, final_chs):
     return conv_bn_shapes(f"{prefix}.conv", f"{prefix}.bn1", in_chs, final_chs)
 
 
-def head(ops, params, features, *, pre_logits=False, trace=None):
-    """Global average pool -> conv_head (1x1, bias) -> ReLU -> flatten [-> classifier].
+def head(ops, params, features, *, pre_logits=False, drop_rate=0.0, trace=None):
+    """Global average pool -> conv_head (1x1, bias) -> ReLU -> flatten -> dropout [-> classifier].
 
     features : (N, C, H, W). Returns (N, head_chs) with ``pre_logits``, else logits (N, num_classes).
-    Dropout (rate 0.2) acts only in training and is absent here.
+    Dropout (timm's ``drop_rate``, 0.2) is the identity in the inference tables; a training table drops units.
     """
     pooled = ops.global_avg_pool(features)  # (N, C, 1, 1)
     h = ops.conv2d(pooled, params["conv_head.weight"], params["conv_head.bias"], act="relu")  # (N, 1280, 1, 1)
     h = _record(trace, "conv_head", ops.flatten(h))  # (N, 1280)
+    h = ops.dropout(h, drop_rate)  # (N, 1280)
     if pre_logits:
         return h
     return _record(trace, "classifier", ops.linear(h, params["classifier.weight"], params["classifier.bias"]))

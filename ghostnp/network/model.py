@@ -7,7 +7,7 @@ import numpy as np
 
 from ..ops import get_ops, resolve_backend
 from . import layers
-from .architecture import MIN_INPUT_SIZE
+from .architecture import DROPOUT_RATE, MIN_INPUT_SIZE
 from .params import fold_batchnorm, is_trainable, validate_params
 
 
@@ -53,7 +53,8 @@ class GhostNet:
     Parameters
     ----------
     arch : ghostnp.network.architecture.Architecture
-    params : dict[str, ndarray], keyed like the PyTorch state_dict (validated here).
+    params : dict[str, ndarray], keyed like the PyTorch state_dict (validated here). Its
+        ``num_batches_tracked`` entries, when present, start the model's BatchNorm step counters.
     backend : "numpy", "numba", "auto" or None (environment variable ``GHOSTNP_BACKEND``, else numpy).
     fold_bn : fold BatchNorm into the convolutions once (default: True for numba, False for numpy, so the
         NumPy path computes exactly the published layers).
@@ -61,21 +62,64 @@ class GhostNet:
         ``NUMBA_NUM_THREADS`` / ``OMP_NUM_THREADS`` when set; for numpy, 1). A batch of N > 1 images is
         split into that many chunks, each run by one thread on the serial Numba kernels (which release the
         GIL) with BLAS pinned to one thread, so the threads never compete with BLAS's own.
+    drop_rate : dropout before the classifier in training (timm's default 0.2); inference ignores it.
 
     ``model(x)`` maps x : (N, 3, H, W) float32 or float64, H, W >= 33, to logits (N, num_classes) in x's dtype.
+
+    Attributes
+    ----------
+    params : the parameters and running statistics. Training replaces arrays of this dict (it never edits
+        one in place), and the next call sees the new ones on every backend: a folded model re-folds.
+        After editing an array in place yourself, call :meth:`refresh`.
+    num_batches_tracked : {BatchNorm prefix: int}, PyTorch's per-BatchNorm count of training batches.
     """
 
-    def __init__(self, arch, params, *, backend=None, fold_bn=None, threads=None, source="weights"):
+    def __init__(
+        self, arch, params, *, backend=None, fold_bn=None, threads=None, source="weights", drop_rate=DROPOUT_RATE
+    ):
         self.arch = arch
         self.params = validate_params(params, arch, source)
         self.backend = resolve_backend(backend)
         self.ops = get_ops(self.backend)
         self.fold_bn = self.backend != "numpy" if fold_bn is None else fold_bn
-        self._run_params = fold_batchnorm(self.params) if self.fold_bn else self.params
         self.threads = default_threads(self.backend) if threads is None else int(threads)
+        self.drop_rate = drop_rate
+        self.num_batches_tracked = {
+            bn: int(np.asarray(params.get(f"{bn}.num_batches_tracked", 0)))
+            for bn in (key.removesuffix(".running_var") for key in self.params if key.endswith(".running_var"))
+        }
+        self.refresh()
+
+    def refresh(self):
+        """Make the next call use ``self.params`` as it is now (re-folding BatchNorm on a folded model)."""
+        self._folded_from = dict(self.params)  # the arrays the run parameters were made from
+        self._run_params = fold_batchnorm(self.params) if self.fold_bn else self.params
+
+    def run_params(self):
+        """The parameters the ops run with: ``self.params``, or its folded copy, re-folded if an array was replaced."""
+        if self.fold_bn and any(self.params.get(key) is not value for key, value in self._folded_from.items()):
+            self.refresh()
+        return self._run_params
 
     def __repr__(self):
         return f"GhostNet({self.arch.name!r}, backend={self.backend!r}, params={self.num_params:,})"
+
+    def __getstate__(self):
+        """What ``pickle`` sends (to a process pool, a cluster worker): the architecture, the parameters, the
+        backend's name and the settings. The op table (a module) and anything derived from the parameters (the
+        folded copy) are rebuilt on arrival, so a pickle holds each weight once."""
+        settings = {
+            "backend": self.backend,
+            "fold_bn": self.fold_bn,
+            "threads": self.threads,
+            "drop_rate": self.drop_rate,
+        }
+        return {"arch": self.arch, "params": self.params, "num_batches_tracked": self.num_batches_tracked, **settings}
+
+    def __setstate__(self, state):
+        settings = {key: state[key] for key in ("backend", "fold_bn", "threads", "drop_rate") if key in state}
+        self.__init__(state["arch"], state["params"], **settings)
+        self.num_batches_tracked.update(state.get("num_batches_tracked", {}))
 
     @property
     def num_params(self):
@@ -91,13 +135,14 @@ class GhostNet:
     def forward_features(self, x, *, trace=None):
         """Stem, the 16 Ghost bottlenecks and the final 1x1 conv: (N, 3, H, W) -> (N, final_chs, H/32, W/32)."""
         check_input(x)
+        params = self.run_params()  # re-folded here, once, if training replaced an array
         chunks = min(self.threads, len(x)) if trace is None else 1
         if chunks > 1:  # one chunk of the batch per thread, BLAS on one thread inside
             from threadpoolctl import threadpool_limits
 
             with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(chunks) as pool:
                 return np.concatenate(list(pool.map(self.forward_features, np.array_split(x, chunks))))
-        ops, params = self.ops, self._run_params
+        ops = self.ops
         x = layers.stem(ops, params, x, trace=trace)  # (N, stem_chs, H/2, W/2)
         for spec in self.arch.blocks:
             x = layers.ghost_bottleneck(ops, params, spec, x, trace=trace)
@@ -105,7 +150,8 @@ class GhostNet:
 
     def forward_head(self, features, pre_logits=False, *, trace=None):
         """(N, final_chs, h, w) -> logits (N, num_classes), or the pooled 1280-wide features with ``pre_logits``."""
-        return layers.head(self.ops, self._run_params, features, pre_logits=pre_logits, trace=trace)
+        params = self.run_params()
+        return layers.head(self.ops, params, features, pre_logits=pre_logits, drop_rate=self.drop_rate, trace=trace)
 
     def forward_intermediates(self, x):
         """Logits and a dict of every named intermediate result, in the order computed.
@@ -121,11 +167,13 @@ class GhostNet:
         return logits, trace
 
     def state_dict(self):
-        """The parameters as a flat dict in PyTorch's key order, with ``num_batches_tracked`` (int64 0)
-        after each BatchNorm as in a PyTorch state_dict, so the keys equal PyTorch's one for one."""
+        """The parameters as a flat dict in PyTorch's key order, with ``num_batches_tracked`` (int64, shape ())
+        after each BatchNorm as in a PyTorch state_dict, so the keys equal PyTorch's one for one: save it with
+        ``np.savez`` for ``create_model(weights=...)``, or load it into PyTorch with ``load_state_dict``."""
         out = {}
         for key, value in self.params.items():
             out[key] = value
             if key.endswith(".running_var"):
-                out[key[: -len("running_var")] + "num_batches_tracked"] = np.array(0, dtype=np.int64)
+                bn = key.removesuffix(".running_var")
+                out[f"{bn}.num_batches_tracked"] = np.array(self.num_batches_tracked[bn], dtype=np.int64)
         return out

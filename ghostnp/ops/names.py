@@ -15,6 +15,7 @@ OP_NAMES = (
     "concat_channels",
     "slice_channels",
     "flatten",
+    "dropout",
 )
 
 # Fused ops: each is a composition of the ops above (``ghostnp.ops.fused``), which the NumPy table runs as

@@ -244,6 +244,18 @@ def flatten(x):
     return x.reshape(x.shape[0], -1)
 
 
+def dropout(x, rate, keep=None):
+    """Dropout, as ``F.dropout``: the identity at inference (``keep=None``); with a mask, kept units rescaled.
+
+    x : ndarray, any shape, e.g. (N, 1280) before the classifier; rate : the probability of dropping a unit.
+    keep : None, or an array of x's shape holding 1 for the kept units and 0 for the dropped ones (a
+        training table draws it). Returns ``x`` itself without a mask, else ``x * keep / (1 - rate)``.
+    """
+    if keep is None:
+        return x
+    return x * (keep / (1 - rate)).astype(x.dtype)
+
+
 # --- fused ops: the reference compositions of ghostnp.ops.fused, run on this table -----------------------
 
 _THIS_TABLE = sys.modules[__name__]

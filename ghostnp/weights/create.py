@@ -10,6 +10,7 @@ import os
 import numpy as np
 
 from ..errors import CheckpointError
+from ..network.architecture import DROPOUT_RATE
 from ..network.model import GhostNet
 from ..network.params import compare_shapes, init_params
 from ..network.registry import expected_shapes, get_architecture, list_models
@@ -17,7 +18,16 @@ from .files import load_weights
 
 
 def create_model(
-    name, weights=None, *, pretrained=False, seed=0, num_classes=1000, backend=None, fold_bn=None, dtype=np.float32
+    name,
+    weights=None,
+    *,
+    pretrained=False,
+    seed=0,
+    num_classes=1000,
+    backend=None,
+    fold_bn=None,
+    dtype=np.float32,
+    drop_rate=DROPOUT_RATE,
 ):
     """Build a model.
 
@@ -33,6 +43,7 @@ def create_model(
     backend : "numpy", "numba", "auto", or None (``GHOSTNP_BACKEND``, else numpy).
     fold_bn : fold BatchNorm into the convolutions (default: only for the numba backend).
     dtype : the random initialisation's dtype.
+    drop_rate : dropout before the classifier when training (timm's default 0.2; 0 turns it off).
 
     Returns
     -------
@@ -46,7 +57,14 @@ def create_model(
 
         weights = fetch_pretrained(name)
     if weights is None:
-        return GhostNet(arch, init_params(arch, seed, dtype), backend=backend, fold_bn=fold_bn, source="random init")
+        return GhostNet(
+            arch,
+            init_params(arch, seed, dtype),
+            backend=backend,
+            fold_bn=fold_bn,
+            source="random init",
+            drop_rate=drop_rate,
+        )
     source = "weights"
     if isinstance(weights, (str, os.PathLike)):
         source, weights = f"the weights in {weights}", load_weights(weights)
@@ -56,7 +74,7 @@ def create_model(
             f"got {type(weights).__name__}"
         )
     try:
-        return GhostNet(arch, weights, backend=backend, fold_bn=fold_bn, source=source)
+        return GhostNet(arch, weights, backend=backend, fold_bn=fold_bn, source=source, drop_rate=drop_rate)
     except CheckpointError as error:
         fits = [
             other
