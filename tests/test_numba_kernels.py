@@ -101,15 +101,21 @@ def test_depthwise_conv2d_channels_last_matches_reference(kind, dtype, x_shape, 
 @pytest.mark.parametrize("kind", KERNEL_KINDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("out_chs, hw, gated", [(6, (5, 7), False), (5, (7, 7), True), (4, (3, 2), True)])
-def test_ghost_module_epilogue_matches_the_composition(kind, dtype, out_chs, hw, gated):
-    """After the 1 x 1 product: bias, ReLU, the cheap 3 x 3 into the second half, the gate, in one buffer."""
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_ghost_module_epilogue_matches_the_composition(kind, dtype, out_chs, hw, gated, channels_last):
+    """After the 1 x 1 product: bias, ReLU, the cheap 3 x 3 into the second half, the gate, in one buffer.
+
+    The per-channel epilogue finds the product in the output's first channels; the channels-last one
+    takes it as (N, H * W, init_chs), the cheap weights as (9, init_chs) and the gate as (N, h, w, C).
+    """
     rng = np.random.default_rng(6)
     init_chs = -(-out_chs // 2)
     n, (h, w) = 2, hw
     primary = rng.standard_normal((n, init_chs, h, w)).astype(dtype)  # the 1 x 1 product, before its bias
     primary_bias, cheap_bias = (rng.standard_normal(init_chs).astype(dtype) for _ in range(2))
     cheap_weight = rng.standard_normal((init_chs, 1, 3, 3)).astype(dtype)
-    gate = rng.uniform(size=(n, out_chs, h // 2, w // 2)).astype(dtype) if gated else None
+    gate = rng.uniform(size=(n, out_chs, h // 2, w // 2)).astype(dtype) if gated else np.zeros((0, 0, 0, 0), dtype)
+    rows, cols = (numpy_ops.nearest_source_index(s // 2, s) for s in hw)
     for relu in (False, True):
         act = "relu" if relu else None
         intrinsic = numpy_ops.conv2d(primary, np.eye(init_chs)[:, :, None, None], primary_bias, act=act)
@@ -118,12 +124,18 @@ def test_ghost_module_epilogue_matches_the_composition(kind, dtype, out_chs, hw,
         if gated:
             expected = expected * numpy_ops.upsample_nearest(gate, hw)
         out = np.full((n, out_chs, h, w), np.nan, dtype)
-        out[:, :init_chs] = primary
-        no_gate = np.zeros((0, 0, 0, 0), dtype)
-        rows, cols = (numpy_ops.nearest_source_index(s // 2, s) for s in hw)
-        kernel("ghost_module_epilogue", kind)(
-            out, init_chs, primary_bias, cheap_weight, cheap_bias, relu, gate if gated else no_gate, rows, cols
-        )
+        if channels_last:
+            primary_last = np.ascontiguousarray(primary.reshape(n, init_chs, h * w).transpose(0, 2, 1))
+            cheap_taps = np.ascontiguousarray(cheap_weight.reshape(init_chs, 9).T)
+            gate_last = np.ascontiguousarray(gate.transpose(0, 2, 3, 1))
+            kernel("ghost_module_channels_last", kind)(
+                primary_last, primary_bias, cheap_taps, cheap_bias, relu, gate_last, rows, cols, out
+            )
+        else:
+            out[:, :init_chs] = primary
+            kernel("ghost_module_epilogue", kind)(
+                out, init_chs, primary_bias, cheap_weight, cheap_bias, relu, gate, rows, cols
+            )
         assert_close(out, expected, dtype)
 
 
@@ -151,36 +163,6 @@ def test_dfc_gate_tail_matches_the_composition(kind, dtype, hw, channels_last):
         out = np.full_like(r, np.nan)
         kernel("dfc_gate_tail", kind)(r, reduce_bias, row_weight, row_bias, col_weight, col_bias, out)
     assert_close(np.ascontiguousarray(out), expected, dtype)
-
-
-@pytest.mark.parametrize("kind", KERNEL_KINDS)
-@pytest.mark.parametrize("dtype", DTYPES)
-@pytest.mark.parametrize("out_chs, hw, gated", [(6, (5, 7), False), (5, (7, 7), True), (4, (3, 2), True)])
-def test_ghost_module_channels_last_matches_the_composition(kind, dtype, out_chs, hw, gated):
-    """The small-map epilogue: the 1 x 1 product given channels last, the module written NCHW."""
-    rng = np.random.default_rng(8)
-    init_chs = -(-out_chs // 2)
-    n, (h, w) = 2, hw
-    primary = rng.standard_normal((n, init_chs, h, w)).astype(dtype)  # the 1 x 1 product, before its bias
-    primary_bias, cheap_bias = (rng.standard_normal(init_chs).astype(dtype) for _ in range(2))
-    cheap_weight = rng.standard_normal((init_chs, 1, 3, 3)).astype(dtype)
-    gate = rng.uniform(size=(n, out_chs, h // 2, w // 2)).astype(dtype) if gated else None
-    for relu in (False, True):
-        act = "relu" if relu else None
-        intrinsic = numpy_ops.conv2d(primary, np.eye(init_chs)[:, :, None, None], primary_bias, act=act)
-        ghost = numpy_ops.conv2d(intrinsic, cheap_weight, cheap_bias, padding=1, groups=init_chs, act=act)
-        expected = np.concatenate([intrinsic, ghost], axis=1)[:, :out_chs]
-        if gated:
-            expected = expected * numpy_ops.upsample_nearest(gate, hw)
-        out = np.full((n, out_chs, h, w), np.nan, dtype)
-        primary_last = np.ascontiguousarray(primary.reshape(n, init_chs, h * w).transpose(0, 2, 1))
-        cheap_taps = np.ascontiguousarray(cheap_weight.reshape(init_chs, 9).T)
-        gate_last = np.ascontiguousarray(gate.transpose(0, 2, 3, 1)) if gated else np.zeros((0, 0, 0, 0), dtype)
-        rows, cols = (numpy_ops.nearest_source_index(s // 2, s) for s in hw)
-        kernel("ghost_module_channels_last", kind)(
-            primary_last, primary_bias, cheap_taps, cheap_bias, relu, gate_last, rows, cols, out
-        )
-        assert_close(out, expected, dtype)
 
 
 @pytest.mark.parametrize("kind", KERNEL_KINDS)
