@@ -162,34 +162,16 @@ def ghost_bottleneck(ops, params, spec, x, *, trace=None):
     """
     p, k = spec.name, spec.dw_kernel_size
     y = ghost_module(ops, params, f"{p}.ghost1", x, out_chs=spec.mid_chs, use_act=True, mode=spec.mode, trace=trace)
+    spatial = {"stride": spec.stride, "padding": (k - 1) // 2, "trace": trace}  # the depthwise k x k, stride s
     if spec.stride > 1:
-        y = conv_bn(  # (N, mid_chs, H / s, W / s)
-            ops,
-            params,
-            f"{p}.conv_dw",
-            f"{p}.bn_dw",
-            y,
-            stride=spec.stride,
-            padding=(k - 1) // 2,
-            groups=spec.mid_chs,
-            trace=trace,
-        )
+        y = conv_bn(ops, params, f"{p}.conv_dw", f"{p}.bn_dw", y, groups=spec.mid_chs, **spatial)  # (N, mid, H/s, W/s)
     if spec.se_chs:
         y = squeeze_excite(ops, params, f"{p}.se", y, trace=trace)
     y = ghost_module(ops, params, f"{p}.ghost2", y, out_chs=spec.out_chs, use_act=False, trace=trace)
     if spec.has_conv_shortcut:
-        s = conv_bn(  # (N, in_chs, H / s, W / s)
-            ops,
-            params,
-            f"{p}.shortcut.0",
-            f"{p}.shortcut.1",
-            x,
-            stride=spec.stride,
-            padding=(k - 1) // 2,
-            groups=spec.in_chs,
-            trace=trace,
-        )
-        s = conv_bn(ops, params, f"{p}.shortcut.2", f"{p}.shortcut.3", s, trace=trace)  # (N, out_chs, H/s, W/s)
+        # the shortcut: depthwise k x k, stride s -> (N, in_chs, H/s, W/s); then 1 x 1 -> (N, out_chs, H/s, W/s)
+        s = conv_bn(ops, params, f"{p}.shortcut.0", f"{p}.shortcut.1", x, groups=spec.in_chs, **spatial)
+        s = conv_bn(ops, params, f"{p}.shortcut.2", f"{p}.shortcut.3", s, trace=trace)
     else:
         s = x
     return _record(trace, p, ops.add(y, s))  # no activation after the sum
