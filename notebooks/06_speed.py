@@ -31,6 +31,30 @@
 # The first cell loads the official weights if they are in the cache, otherwise random ones (it says which);
 # speed does not depend on the values.
 
+# %%
+import importlib.util
+import sys
+import time
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+from IPython.display import display
+
+import ghostnp
+
+FAST = ghostnp.notebook.setup()  # offline from here on; slide-sized figures; fast mode under the test suite
+
+MODEL = "ghostnetv2_100"
+model, _ = ghostnp.notebook.pretrained_or_random(
+    MODEL, note="(the timings are the same with the real ones).", backend="numpy"
+)
+
+INPUT_SIZE = 128 if FAST else 224  # the fast mode of the test suite uses a smaller image and fewer repetitions
+REPEATS = 2 if FAST else 10
+x = np.random.default_rng(0).standard_normal((1, 3, INPUT_SIZE, INPUT_SIZE)).astype(np.float32)
+print(f"input 1 x 3 x {INPUT_SIZE} x {INPUT_SIZE}, median of {REPEATS} runs after one warm-up run")
+
 # %% [markdown]
 # ## The fair benchmark's latest run
 #
@@ -61,30 +85,6 @@
 # | 2 | 32 | PyTorch eager | 1065.2 | 1.00 | 2.99 | 3.82 | yes |
 # | 2 | 32 | ONNX Runtime | 356.6 | 0.33 | 1.00 | 1.28 | yes |
 # | 2 | 32 | OpenVINO f32 | 278.7 | 0.26 | 0.78 | 1.00 | yes |
-
-# %%
-import importlib.util
-import sys
-import time
-from pathlib import Path
-
-import matplotlib.pyplot as plt
-import numpy as np
-from IPython.display import display
-
-import ghostnp
-
-FAST = ghostnp.notebook.setup()  # offline from here on; slide-sized figures; fast mode under the test suite
-
-MODEL = "ghostnetv2_100"
-model, _ = ghostnp.notebook.pretrained_or_random(
-    MODEL, note="(the timings are the same with the real ones).", backend="numpy"
-)
-
-INPUT_SIZE = 128 if FAST else 224  # the fast mode of the test suite uses a smaller image and fewer repetitions
-REPEATS = 2 if FAST else 10
-x = np.random.default_rng(0).standard_normal((1, 3, INPUT_SIZE, INPUT_SIZE)).astype(np.float32)
-print(f"input 1 x 3 x {INPUT_SIZE} x {INPUT_SIZE}, median of {REPEATS} runs after one warm-up run")
 
 # %% [markdown]
 # ## The engines
