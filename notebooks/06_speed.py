@@ -59,32 +59,32 @@ print(f"input 1 x 3 x {INPUT_SIZE} x {INPUT_SIZE}, median of {REPEATS} runs afte
 # ## The fair benchmark's latest run
 #
 # `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench.py --profile` on the 2-core project machine
-# (load average 0.46 before, 1.35 after): each engine in its own process, alternating rounds, median ms per call,
+# (load average 0.47 before, 1.52 after): each engine in its own process, alternating rounds, median ms per call,
 # its ratios to the other engines, whether its top-5 classes are PyTorch's. Its whole output (the FLOP floor,
 # batch 1 beside a busy process, whole-process costs, the per-op profile) is in `benchmarks/README.md`.
 #
 # | threads | batch | engine | median ms | x PyTorch | x ORT | x OpenVINO | top-5 = PyTorch |
 # | --- | --- | --- | --- | --- | --- | --- | --- |
-# | 1 | 1 | ghostnp numpy | 40.2 | 1.18 | 4.17 | 4.19 | yes |
-# | 1 | 1 | ghostnp numba | 18.0 | 0.53 | 1.87 | 1.88 | yes |
-# | 1 | 1 | PyTorch eager | 34.1 | 1.00 | 3.54 | 3.55 | yes |
-# | 1 | 1 | ONNX Runtime | 9.6 | 0.28 | 1.00 | 1.00 | yes |
-# | 1 | 1 | OpenVINO f32 | 9.6 | 0.28 | 1.00 | 1.00 | yes |
-# | 1 | 32 | ghostnp numpy | 1672.8 | 1.31 | 4.18 | 5.08 | yes |
-# | 1 | 32 | ghostnp numba | 501.5 | 0.39 | 1.25 | 1.52 | yes |
-# | 1 | 32 | PyTorch eager | 1274.4 | 1.00 | 3.18 | 3.87 | yes |
-# | 1 | 32 | ONNX Runtime | 400.5 | 0.31 | 1.00 | 1.22 | yes |
-# | 1 | 32 | OpenVINO f32 | 329.5 | 0.26 | 0.82 | 1.00 | yes |
-# | 2 | 1 | ghostnp numpy | 39.8 | 0.93 | 4.18 | 5.30 | yes |
-# | 2 | 1 | ghostnp numba | 16.6 | 0.39 | 1.75 | 2.21 | yes |
-# | 2 | 1 | PyTorch eager | 42.9 | 1.00 | 4.50 | 5.71 | yes |
-# | 2 | 1 | ONNX Runtime | 9.5 | 0.22 | 1.00 | 1.27 | yes |
-# | 2 | 1 | OpenVINO f32 | 7.5 | 0.18 | 0.79 | 1.00 | yes |
-# | 2 | 32 | ghostnp numpy | 1799.2 | 1.69 | 5.05 | 6.46 | yes |
-# | 2 | 32 | ghostnp numba | 499.9 | 0.47 | 1.40 | 1.79 | yes |
-# | 2 | 32 | PyTorch eager | 1065.2 | 1.00 | 2.99 | 3.82 | yes |
-# | 2 | 32 | ONNX Runtime | 356.6 | 0.33 | 1.00 | 1.28 | yes |
-# | 2 | 32 | OpenVINO f32 | 278.7 | 0.26 | 0.78 | 1.00 | yes |
+# | 1 | 1 | ghostnp numpy | 44.8 | 1.02 | 3.72 | 4.10 | yes |
+# | 1 | 1 | ghostnp numba | 19.6 | 0.45 | 1.63 | 1.80 | yes |
+# | 1 | 1 | PyTorch eager | 43.9 | 1.00 | 3.65 | 4.02 | yes |
+# | 1 | 1 | ONNX Runtime | 12.0 | 0.27 | 1.00 | 1.10 | yes |
+# | 1 | 1 | OpenVINO f32 | 10.9 | 0.25 | 0.91 | 1.00 | yes |
+# | 1 | 32 | ghostnp numpy | 2000.2 | 1.30 | 4.37 | 4.97 | yes |
+# | 1 | 32 | ghostnp numba | 608.0 | 0.39 | 1.33 | 1.51 | yes |
+# | 1 | 32 | PyTorch eager | 1540.1 | 1.00 | 3.36 | 3.83 | yes |
+# | 1 | 32 | ONNX Runtime | 457.8 | 0.30 | 1.00 | 1.14 | yes |
+# | 1 | 32 | OpenVINO f32 | 402.6 | 0.26 | 0.88 | 1.00 | yes |
+# | 2 | 1 | ghostnp numpy | 43.2 | 0.83 | 4.50 | 4.88 | yes |
+# | 2 | 1 | ghostnp numba | 19.5 | 0.37 | 2.03 | 2.21 | yes |
+# | 2 | 1 | PyTorch eager | 52.3 | 1.00 | 5.45 | 5.92 | yes |
+# | 2 | 1 | ONNX Runtime | 9.6 | 0.18 | 1.00 | 1.09 | yes |
+# | 2 | 1 | OpenVINO f32 | 8.8 | 0.17 | 0.92 | 1.00 | yes |
+# | 2 | 32 | ghostnp numpy | 1246.3 | 1.18 | 4.39 | 6.63 | yes |
+# | 2 | 32 | ghostnp numba | 281.9 | 0.27 | 0.99 | 1.50 | yes |
+# | 2 | 32 | PyTorch eager | 1055.7 | 1.00 | 3.72 | 5.62 | yes |
+# | 2 | 32 | ONNX Runtime | 283.8 | 0.27 | 1.00 | 1.51 | yes |
+# | 2 | 32 | OpenVINO f32 | 187.9 | 0.18 | 0.66 | 1.00 | yes |
 
 # %% [markdown]
 # ## The engines
