@@ -220,7 +220,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     import statistics
 
-    from ghostnp.images.pipeline import usable_cores
+    from ghostnp.cores import usable_cores
 
     cores = usable_cores()
     env = dict(os.environ, GHOSTNP_BACKEND=args.backend, OPENBLAS_NUM_THREADS=args.blas_threads)

@@ -15,11 +15,12 @@ contracts in ``pyproject.toml``), and ``weights_converter`` beside it knows noth
 ``cli``                                     the ``ghostnp`` command
 ``inference``, ``teaching``, ``train``      classify and evaluate; receptive fields, plots, notebooks;
                                             training (each independent of the others)
-``autodiff``, ``weights``, ``images``       gradients (recording table + VJPs); weight files, the cache
-                                            and ``create_model``; decoding and preprocessing
+``images``                                  decoding, preprocessing (with the published eval configs)
+``autodiff``, ``weights``                   gradients (recording tables + VJPs); weight files, the cache
+                                            and ``create_model``
 ``network``                                 layers (Ghost module, DFC attention), config table, model
 ``ops``                                     the op table: NumPy reference, Numba kernels
-``errors``, ``progress``                    the exceptions and the progress bar every layer uses
+``errors``, ``progress``, ``cores``         the exceptions, the progress bar, the usable core count
 ==========================================  ===========================================================
 
 ``import ghostnp`` imports numpy and the standard library only; ``ghostnp.viz`` and ``ghostnp.notebook``

@@ -162,7 +162,7 @@ def expand_inputs(patterns):
 
 def run_classify(args, out):
     from ..images.decode import sample_image_path
-    from ..images.pipeline import PipelineError, preprocessed_batches, usable_cores
+    from ..images.pipeline import PipelineError, preprocessed_batches
     from ..inference.classification import eval_config, load_model, top_predictions
 
     files = expand_inputs(args.images) + ([sample_image_path()] if args.sample else [])
@@ -174,10 +174,9 @@ def run_classify(args, out):
     except DownloadError as error:
         print(f"ghostnp classify: the weights for {args.model} are not available.\n\n{error}", file=sys.stderr)
         return EXIT_NO_WEIGHTS
-    workers = args.workers if args.workers is not None else (usable_cores() if len(files) > args.batch_size else 0)
     results, failures = [], 0
     progress = progress_bar(len(files), desc="classify", unit="img", enabled=len(files) > 1 and not args.json)
-    batches = preprocessed_batches(files, eval_config(args.model), batch_size=args.batch_size, workers=workers)
+    batches = preprocessed_batches(files, eval_config(args.model), batch_size=args.batch_size, workers=args.workers)
     try:
         with closing(batches), progress:
             for batch in batches:

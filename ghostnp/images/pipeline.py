@@ -29,6 +29,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..cores import usable_cores
 from ..errors import GhostnpError, ImageError
 from .preprocess import preprocess
 
@@ -62,13 +63,6 @@ class PreprocessedBatch(NamedTuple):
     positions: list
     inputs: np.ndarray
     failures: list
-
-
-def usable_cores():
-    """The number of cores this process may run on (its CPU affinity where the OS tells, else all)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
 
 
 def lower_priority(niceness=WORKER_NICENESS):
@@ -109,7 +103,7 @@ def preprocess_batch(sources, config, offset=0):
     return PreprocessedBatch(positions, inputs, failures)
 
 
-def preprocessed_batches(sources, config, *, batch_size=32, workers=0, prefetch=None, threads=False):
+def preprocessed_batches(sources, config, *, batch_size=32, workers=None, prefetch=None, threads=False):
     """The preprocessed images of ``sources``, batch by batch, in order, decoded ``prefetch`` batches ahead.
 
     Parameters
@@ -120,8 +114,9 @@ def preprocessed_batches(sources, config, *, batch_size=32, workers=0, prefetch=
         The evaluation transform.
     batch_size : int
         Images per batch (per worker task).
-    workers : int
+    workers : int, optional
         Worker processes; 0 decodes in this process, one batch at a time, when the batch is asked for.
+        Default: one per usable core when there is more than one batch, else 0.
     prefetch : int, optional
         Most batches in flight at once (decoded or being decoded, not yet taken); default ``2 * workers``.
     threads : bool
@@ -139,6 +134,8 @@ def preprocessed_batches(sources, config, *, batch_size=32, workers=0, prefetch=
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    if workers is None:
+        workers = usable_cores() if len(sources) > batch_size else 0
     if workers < 0:
         raise ValueError(f"workers must be 0 (decode in this process) or more, got {workers}")
     starts = range(0, len(sources), batch_size)

@@ -8,7 +8,7 @@ import numpy as np
 
 from ..errors import ImageError
 from ..images.labels import imagenet_classes
-from ..images.pipeline import preprocessed_batches, usable_cores
+from ..images.pipeline import preprocessed_batches
 from ..weights.create import create_model
 from ..weights.pretrained import get_pretrained_config
 
@@ -93,8 +93,6 @@ def classify(images, model=DEFAULT_MODEL, *, topk=5, weights=None, backend=None,
     single = not isinstance(images, (list, tuple))
     sources = [images] if single else list(images)
     net = load_model(model, weights, backend)
-    if workers is None:
-        workers = usable_cores() if len(sources) > batch_size else 0
     results = []
     batches = preprocessed_batches(sources, eval_config(model), batch_size=batch_size, workers=workers)
     with closing(batches):

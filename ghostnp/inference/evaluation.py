@@ -18,7 +18,7 @@ import numpy as np
 
 from ..images.datasets import find_labelled_images
 from ..images.labels import imagenet_classes
-from ..images.pipeline import preprocessed_batches, usable_cores
+from ..images.pipeline import preprocessed_batches
 from ..progress import progress_bar
 from .classification import DEFAULT_MODEL, eval_config, load_model
 
@@ -183,8 +183,6 @@ def evaluate(
     dataset = find_labelled_images(root, labels, limit=limit)
     net = load_model(model, weights, backend)
     start = time.perf_counter()
-    if workers is None:
-        workers = usable_cores() if len(dataset.paths) > batch_size else 0
     batches = preprocessed_batches(dataset.paths, eval_config(model), batch_size=batch_size, workers=workers)
     ranks, scored_labels, failed = [], [], []
     with closing(batches), progress_bar(len(dataset.paths), desc="evaluate", unit="img", enabled=progress) as bar:

@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from ..cores import usable_cores
 from ..ops import get_ops, resolve_backend
 from . import layers
 from .architecture import DROPOUT_RATE, MIN_INPUT_SIZE
@@ -46,7 +47,7 @@ def default_threads(backend):
     """Threads for a batch: 1 for numpy; for numba the usable CPUs, capped by NUMBA_ / OMP_NUM_THREADS."""
     if backend == "numpy":
         return 1
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    cpus = usable_cores()
     for var in ("NUMBA_NUM_THREADS", "OMP_NUM_THREADS"):
         if os.environ.get(var, "").isdigit():
             return max(1, min(cpus, int(os.environ[var])))

@@ -131,7 +131,7 @@ def ghost_module(x, primary_weight, primary_bias, cheap_weight, cheap_bias, out_
             np.matmul(x[b].reshape(c_in, h * w).T, primary.T, out=intrinsic[b])
         cheap_taps = np.ascontiguousarray(cheap_weight.reshape(init_chs, 9).T, dtype=dtype)  # (9, init_chs)
         # (N, h, w, out_chs): no copy when the gate is channels last already (``dfc_gate`` on small maps)
-        gate = NO_GATE[dtype] if gate is None else np.ascontiguousarray(gate.transpose(0, 2, 3, 1), dtype=dtype)
+        gate = np.ascontiguousarray(gate.transpose(0, 2, 3, 1), dtype=dtype)
         numba_kernels.ghost_module_channels_last(
             intrinsic, primary_bias, cheap_taps, cheap_bias, act == "relu", gate, rows, cols, out
         )
