@@ -27,6 +27,17 @@ def batch_statistics(x):
     return mean, (centred * centred).mean(axis=axes, dtype=x.dtype)
 
 
+def batch_normalized(x, eps=BATCHNORM_EPS):
+    """``x_hat = (x - mean) / sqrt(var + eps)`` with the batch's statistics, and ``1 / sqrt(var + eps)`` (C,).
+
+    What both VJPs of training BatchNorm start from. x : (N, C, H, W) or (N, C); x_hat has x's shape.
+    """
+    _, expand = channel_axes(x)
+    mean, var = batch_statistics(x)
+    inv_std = (1 / np.sqrt(var + x.dtype.type(eps))).astype(x.dtype)  # (C,)
+    return (x - mean[expand]) * inv_std[expand], inv_std
+
+
 def batch_norm_training(x, weight, bias, eps=BATCHNORM_EPS):
     """Training-mode BatchNorm, as ``F.batch_norm(x, ..., training=True)`` computes its output.
 

@@ -27,7 +27,7 @@ Kinks follow PyTorch: ReLU passes the gradient where its output is > 0 (zero at 
 import numpy as np
 
 from ..ops.numpy_ops import BATCHNORM_EPS, _pair, nearest_source_index
-from .training_ops import batch_statistics, channel_axes
+from .training_ops import batch_normalized, channel_axes
 
 
 def unbroadcast(grad, shape):
@@ -146,9 +146,7 @@ def vjp_batch_norm_training(grad_out, out, x, weight, bias, eps=BATCHNORM_EPS):
     """
     dt = grad_out.dtype
     axes, expand = channel_axes(x)
-    mean, var = batch_statistics(x)
-    inv_std = (1 / np.sqrt(var + dt.type(eps))).astype(dt)  # (C,)
-    x_hat = (x - mean[expand]) * inv_std[expand]
+    x_hat, inv_std = batch_normalized(x, eps)  # (N, C, H, W), (C,)
     count = x.size // x.shape[1]  # M
     grad_bias, grad_weight = grad_out.sum(axis=axes), (grad_out * x_hat).sum(axis=axes)  # (C,), (C,)
     scale = weight.astype(dt) * inv_std  # (C,)
@@ -157,10 +155,8 @@ def vjp_batch_norm_training(grad_out, out, x, weight, bias, eps=BATCHNORM_EPS):
 
 def vjp_batch_norm_training_params(grad_out, out, x, weight, bias, eps=BATCHNORM_EPS):
     """Training BatchNorm w.r.t. weight and bias: as :func:`vjp_batch_norm_params`, with the batch's statistics."""
-    dt = grad_out.dtype
-    axes, expand = channel_axes(x)
-    mean, var = batch_statistics(x)
-    x_hat = (x - mean[expand]) * (1 / np.sqrt(var + dt.type(eps))).astype(dt)[expand]
+    axes, _ = channel_axes(x)
+    x_hat, _ = batch_normalized(x, eps)
     return (grad_out * x_hat).sum(axis=axes), grad_out.sum(axis=axes)
 
 
