@@ -86,16 +86,17 @@ def test_depthwise_conv2d_matches_reference(kind, dtype, x_shape, w_shape, strid
     + [((1, 5, 7, 7), (5, 1, 5, 5), (2, 2), (2, 2), 5), ((2, 3, 6, 5), (3, 1, 3, 3), (1, 1), (1, 1), 3)],
 )
 def test_depthwise_conv2d_channels_last_matches_reference(kind, dtype, x_shape, w_shape, stride, padding, groups):
-    """The small-map depthwise kernel: taps given as (kH, kW, C), input and output NCHW."""
+    """The small-map depthwise kernel: taps given as (kH, kW, C), input and output (N, H, W, C)."""
     rng = np.random.default_rng(9)
     x, weight = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
     bias = rng.standard_normal(w_shape[0]).astype(dtype)
     taps = np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0))
+    x_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
     for relu in (False, True):
         expected = numpy_ops.conv2d(x, weight, bias, stride, padding, groups, "relu" if relu else None)
-        out = np.full_like(expected, np.nan)  # every element must be written
-        kernel("depthwise_conv2d_channels_last", kind)(x, taps, bias, *stride, *padding, relu, out)
-        assert_close(out, expected, dtype)
+        out = np.full(np.array(expected.shape)[[0, 2, 3, 1]], np.nan, dtype)  # every element must be written
+        kernel("depthwise_conv2d_channels_last", kind)(x_last, taps, bias, *stride, *padding, relu, out)
+        assert_close(np.ascontiguousarray(out.transpose(0, 3, 1, 2)), expected, dtype)
 
 
 @pytest.mark.parametrize("kind", KERNEL_KINDS)
@@ -106,7 +107,8 @@ def test_ghost_module_epilogue_matches_the_composition(kind, dtype, out_chs, hw,
     """After the 1 x 1 product: bias, ReLU, the cheap 3 x 3 into the second half, the gate, in one buffer.
 
     The per-channel epilogue finds the product in the output's first channels; the channels-last one
-    takes it as (N, H * W, init_chs), the cheap weights as (9, init_chs) and the gate as (N, h, w, C).
+    takes it as (N, H * W, init_chs), the cheap weights as (9, init_chs) and the gate as (N, h, w, C), and
+    writes (N, H, W, out_chs).
     """
     rng = np.random.default_rng(6)
     init_chs = -(-out_chs // 2)
@@ -128,9 +130,11 @@ def test_ghost_module_epilogue_matches_the_composition(kind, dtype, out_chs, hw,
             primary_last = np.ascontiguousarray(primary.reshape(n, init_chs, h * w).transpose(0, 2, 1))
             cheap_taps = np.ascontiguousarray(cheap_weight.reshape(init_chs, 9).T)
             gate_last = np.ascontiguousarray(gate.transpose(0, 2, 3, 1))
+            out_last = np.full((n, h, w, out_chs), np.nan, dtype)
             kernel("ghost_module_channels_last", kind)(
-                primary_last, primary_bias, cheap_taps, cheap_bias, relu, gate_last, rows, cols, out
+                primary_last, primary_bias, cheap_taps, cheap_bias, relu, gate_last, rows, cols, out_last
             )
+            out = np.ascontiguousarray(out_last.transpose(0, 3, 1, 2))
         else:
             out[:, :init_chs] = primary
             kernel("ghost_module_epilogue", kind)(
@@ -189,11 +193,29 @@ def test_bias_act_in_place(kind, dtype):
 
 @pytest.mark.parametrize("kind", KERNEL_KINDS)
 @pytest.mark.parametrize("dtype", DTYPES)
+def test_bias_act_channels_last_in_place(kind, dtype):
+    rng = np.random.default_rng(11)
+    out, bias = rng.standard_normal((6, 5)).astype(dtype), rng.standard_normal(5).astype(dtype)
+    for relu in (False, True):
+        y = out.copy()
+        kernel("bias_act_channels_last", kind)(y, bias, relu)
+        expected = out + bias
+        assert_close(y, np.maximum(expected, 0) if relu else expected, dtype)
+
+
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("h, w", [(4, 6), (5, 7), (2, 3)])
-def test_avg_pool_2x2_matches_reference(kind, dtype, h, w):
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_avg_pool_2x2_matches_reference(kind, dtype, h, w, channels_last):
     x = np.random.default_rng(2).standard_normal((2, 3, h, w)).astype(dtype)
-    out = np.empty((2, 3, h // 2, w // 2), dtype)
-    kernel("avg_pool_2x2", kind)(x, out)
+    if channels_last:  # (N, H, W, C) in and out
+        out = np.full((2, h // 2, w // 2, 3), np.nan, dtype)
+        kernel("avg_pool_2x2_channels_last", kind)(np.ascontiguousarray(x.transpose(0, 2, 3, 1)), out)
+        out = np.ascontiguousarray(out.transpose(0, 3, 1, 2))
+    else:
+        out = np.full((2, 3, h // 2, w // 2), np.nan, dtype)
+        kernel("avg_pool_2x2", kind)(x, out)
     assert_close(out, numpy_ops.avg_pool_2x2(x), dtype)
 
 
@@ -205,7 +227,7 @@ def test_sigmoid_matches_reference(kind, dtype):
     out = np.empty_like(x)
     kernel("logistic_from_exp", kind)(x, e, out)
     assert_close(out, numpy_ops.sigmoid(x), dtype)
-    kernel("logistic_from_exp", kind)(x, e, e)  # in place, as numba_ops.sigmoid calls it
+    kernel("logistic_from_exp", kind)(x, e, e)  # in place too (slower: the loop is not vectorised)
     assert_close(e, numpy_ops.sigmoid(x), dtype)
 
 
@@ -248,3 +270,73 @@ def test_table_conv2d_rejects_unknown_activation_and_bad_groups():
         numba_ops.conv2d(x, weight, act="gelu")
     with pytest.raises(ValueError, match="groups=2"):
         numba_ops.conv2d(x, weight, groups=2)
+
+
+def as_channels_last_view(x):
+    """The same (N, C, H, W) values, held in an (N, H, W, C) buffer: the layout the table returns on small maps."""
+    return np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("hw", [(14, 14), (15, 14), (7, 5)])  # at, above and below CHANNELS_LAST_PIXELS
+@pytest.mark.parametrize("layout", ["channels first", "channels last", "prepared weights"])
+def test_table_ops_in_either_memory_layout(dtype, hw, layout):
+    """Inputs and weights in any memory layout give the reference's values: an op's output layout (channels last
+    on maps of at most ``CHANNELS_LAST_PIXELS``) and ``prepare_params`` are the table's business, not its callers'."""
+    assert hw[0] * hw[1] - numba_ops.CHANNELS_LAST_PIXELS in (0, 14, -161)
+    rng = np.random.default_rng(12)
+    x = rng.standard_normal((2, 6) + hw).astype(dtype)
+    weights = {
+        "pointwise": rng.standard_normal((5, 6, 1, 1)),
+        "depthwise": rng.standard_normal((6, 1, 3, 3)),
+        "depthwise 5x5": rng.standard_normal((6, 1, 5, 5)),
+        "ghost primary": rng.standard_normal((4, 6, 1, 1)),
+        "ghost cheap": rng.standard_normal((4, 1, 3, 3)),
+        "dfc reduce": rng.standard_normal((7, 6, 1, 1)),
+        "dfc row": rng.standard_normal((7, 1, 1, 5)),
+        "dfc col": rng.standard_normal((7, 1, 5, 1)),
+    }
+    bias = {key: rng.standard_normal(value.shape[0]) for key, value in weights.items()}
+    fed_x = x if layout == "channels first" else as_channels_last_view(x)
+    fed = numba_ops.prepare_params(weights) if layout == "prepared weights" else weights
+    for key in weights:
+        np.testing.assert_array_equal(fed[key], weights[key])
+    gate = rng.uniform(size=(2, 7, hw[0] // 2, hw[1] // 2)).astype(dtype)
+
+    def convs(table, *names):  # (weight, bias, weight, bias, ...) of the named convolutions
+        return tuple(v for name in names for v in (table[name], bias[name]))
+
+    cases = [  # op, its convolutions, its other arguments
+        ("conv2d", ["pointwise"], (), {"act": "relu"}),
+        ("conv2d", ["depthwise"], (1, 1, 6), {}),
+        ("conv2d", ["depthwise 5x5"], (2, 2, 6), {}),
+        ("avg_pool_2x2", [], (), {}),
+        ("global_avg_pool", [], (), {}),
+        ("ghost_module", ["ghost primary", "ghost cheap"], (7,), {"act": "relu", "gate": gate}),
+        ("dfc_gate", ["dfc reduce", "dfc row", "dfc col"], (), {}),
+    ]
+    for name, names, rest, kwargs in cases:
+        actual = getattr(numba_ops, name)(fed_x, *convs(fed, *names), *rest, **kwargs)
+        expected = getattr(numpy_ops, name)(x, *convs(weights, *names), *rest, **kwargs)
+        assert_close(np.ascontiguousarray(actual), expected, dtype)
+
+
+def test_prepare_params_keeps_every_value_and_shape():
+    rng = np.random.default_rng(13)
+    params = {
+        "conv.weight": rng.standard_normal((8, 3, 1, 1)),
+        "dw.weight": rng.standard_normal((8, 1, 5, 5)),
+        "stem.weight": rng.standard_normal((4, 3, 3, 3)),
+        "conv.bias": rng.standard_normal(8),
+        "classifier.weight": rng.standard_normal((10, 8)),
+    }
+    prepared = numba_ops.prepare_params(params)
+    assert list(prepared) == list(params)
+    for key, value in params.items():
+        assert prepared[key].shape == value.shape and prepared[key].dtype == value.dtype, key
+        np.testing.assert_array_equal(prepared[key], value)
+    assert prepared["conv.weight"][:, :, 0, 0].T.flags.c_contiguous  # what a channels-last product reads
+    assert prepared["dw.weight"][:, 0].transpose(1, 2, 0).flags.c_contiguous  # the (kH, kW, C) taps
+    for key in ("stem.weight", "conv.bias", "classifier.weight"):
+        assert prepared[key] is params[key]
+    assert numpy_ops.prepare_params(params) is params

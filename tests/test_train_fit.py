@@ -83,8 +83,12 @@ def test_after_training_every_backend_runs_the_new_weights(backend):
     np.testing.assert_allclose(model(x), reference(x), rtol=1e-9, atol=1e-9 * np.abs(reference(x)).max())
 
 
-def test_an_optimizer_step_alone_is_seen_by_a_folded_model_and_refresh_covers_in_place_edits():
-    model = tiny(backend="numpy", fold_bn=True, dtype=np.float64)  # folded like the numba backend
+@pytest.mark.parametrize("backend, fold_bn", [("numpy", True), ("numba", False), ("numba", True)])
+def test_an_optimizer_step_alone_is_seen_by_a_folded_model_and_refresh_covers_in_place_edits(backend, fold_bn):
+    """Folded, or laid out for the numba table (``prepare_params``), the run parameters are made anew."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    model = tiny(backend=backend, fold_bn=fold_bn, dtype=np.float64)
     x = colour_problem(n=2)[0].astype(np.float64)
     before = model(x)
     _, grads = loss_and_grads(model, x, [0, 1], drop_rate=0.0)

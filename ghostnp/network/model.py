@@ -101,11 +101,15 @@ class GhostNet:
     def refresh(self):
         """Make the next call use ``self.params`` as it is now (re-folding BatchNorm on a folded model)."""
         self._folded_from = dict(self.params)  # the arrays the run parameters were made from
-        self._run_params = fold_batchnorm(self.params) if self.fold_bn else self.params
+        params = fold_batchnorm(self.params) if self.fold_bn else self.params
+        prepare = getattr(self.ops, "prepare_params", None)  # the table's memory layout (a recording table has none)
+        self._run_params = params if prepare is None else prepare(params)
 
     def run_params(self):
-        """The parameters the ops run with: ``self.params``, or its folded copy, re-folded if an array was replaced."""
-        if self.fold_bn and any(self.params.get(key) is not value for key, value in self._folded_from.items()):
+        """The parameters the ops run with: ``self.params``, or the copy made from it (folded, laid out for the
+        table), made anew if an array was replaced."""
+        derived = self._run_params is not self.params
+        if derived and any(self.params.get(key) is not value for key, value in self._folded_from.items()):
             self.refresh()
         return self._run_params
 

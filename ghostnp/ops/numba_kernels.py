@@ -12,13 +12,14 @@ stalled for whole scheduler ticks whenever another process ran (see ``benchmarks
 come from the model instead: a batch is split into one chunk per thread, each running these serial
 kernels and one-thread BLAS (``GhostNet(..., threads=)``).
 ``fastmath`` stays off, so every sum is an ordinary IEEE sum and results match the NumPy table to
-rounding.
+rounding. Division follows NumPy's rules (``error_model="numpy"``: no ZeroDivisionError check), which
+lets it vectorise: Python's rule made ``1 / (1 + e)`` one scalar division per number, 4 x slower.
 """
 
 import numba
 import numpy as np
 
-_jit = numba.njit(cache=True, fastmath=False, nogil=True)
+_jit = numba.njit(cache=True, fastmath=False, nogil=True, error_model="numpy")
 
 
 def _conv2d_direct(x, weight, bias, stride_h, stride_w, pad_h, pad_w, relu, out):
@@ -194,45 +195,64 @@ def _depthwise_conv2d(x, weight, bias, stride_h, stride_w, pad_h, pad_w, relu, o
 
 
 def _depthwise_conv2d_channels_last(x, taps, bias, stride_h, stride_w, pad_h, pad_w, relu, out):
-    """:func:`_depthwise_conv2d` channels last inside, for small maps with many channels (14 x 14 x 672).
+    """:func:`_depthwise_conv2d` channels last, for small maps with many channels (14 x 14 x 672).
 
-    x : ndarray, shape (N, C, H, W); taps : (kH, kW, C), ``taps[i, j, c] = weight[c, 0, i, j]``; bias : (C,);
-    stride_h, stride_w, pad_h, pad_w : int; relu : bool; out : (N, C, H_out, W_out), written.
+    x : ndarray, shape (N, H, W, C); taps : (kH, kW, C), ``taps[i, j, c] = weight[c, 0, i, j]``; bias : (C,);
+    stride_h, stride_w, pad_h, pad_w : int; relu : bool; out : (N, H_out, W_out, C), written.
 
-    The zero-padded input is transposed into one row of channels per pixel, every output pixel is the sum
-    of its kH x kW taps as loops over the channels (vectorised; the per-channel planes are too small to
-    vectorise over pixels), and the result is transposed back.
+    Every output pixel is the sum of its in-bounds taps (the zero padding adds nothing), each a loop over
+    the channels of one input pixel: hundreds, contiguous, vectorised, where a channel's plane of 49 or 196
+    pixels would be mostly loop overhead.
     """
-    n, c, h, w = x.shape
+    n, h, w, c = x.shape
     kh, kw = taps.shape[0], taps.shape[1]
-    h_out, w_out = out.shape[2], out.shape[3]
-    wp = w + 2 * pad_w
-    padded = np.zeros(((h + 2 * pad_h) * wp, c), dtype=x.dtype)  # (Hp * Wp, C); the border stays zero
-    staged = np.empty((h_out * w_out, c), dtype=x.dtype)  # (H_out * W_out, C)
+    h_out, w_out = out.shape[1], out.shape[2]
     acc = np.empty(c, dtype=x.dtype)
     zero = bias[0] - bias[0]
     for b in range(n):
-        for ch in range(c):
-            for y in range(h):
-                src, row = x[b, ch, y], (y + pad_h) * wp + pad_w  # (W,)
-                for k in range(w):
-                    padded[row + k, ch] = src[k]
         for oy in range(h_out):
             for ox in range(w_out):
                 acc[:] = 0
                 for i in range(kh):
+                    iy = oy * stride_h + i - pad_h
                     for j in range(kw):
-                        src, tap = padded[(oy * stride_h + i) * wp + ox * stride_w + j], taps[i, j]  # (C,), (C,)
-                        for k in range(c):
-                            acc[k] += tap[k] * src[k]
-                dst = staged[oy * w_out + ox]
+                        ix = ox * stride_w + j - pad_w
+                        if 0 <= iy < h and 0 <= ix < w:
+                            src, tap = x[b, iy, ix], taps[i, j]  # (C,), (C,)
+                            for k in range(c):
+                                acc[k] += tap[k] * src[k]
+                dst = out[b, oy, ox]  # (C,)
                 for k in range(c):
                     v = acc[k] + bias[k]
                     dst[k] = v if not relu or v > zero else zero
-        for ch in range(c):
-            dst = out[b, ch].reshape(h_out * w_out)
-            for p in range(h_out * w_out):
-                dst[p] = staged[p, ch]
+
+
+def _bias_act_channels_last(out, bias, relu):
+    """In place: ``out[p, c] += bias[c]``, then ``max(., 0)`` if ``relu``: the epilogue of a channels-last
+    matmul conv. out : ndarray, shape (P, C) (P = N * H * W); bias : ndarray, shape (C,); relu : bool."""
+    zero = bias[0] - bias[0]
+    for p in range(out.shape[0]):
+        row = out[p]  # (C,)
+        for k in range(row.size):
+            v = row[k] + bias[k]
+            row[k] = v if not relu or v > zero else zero
+
+
+def _avg_pool_2x2_channels_last(x, out):
+    """:func:`_avg_pool_2x2` channels last: x (N, H, W, C) -> out (N, H // 2, W // 2, C), written.
+
+    The four numbers of a window are summed in the same order as the channels-first kernel's.
+    """
+    n, _, _, c = x.shape
+    h_out, w_out = out.shape[1], out.shape[2]
+    for b in range(n):
+        for oy in range(h_out):
+            for ox in range(w_out):
+                t0, t1 = x[b, 2 * oy, 2 * ox], x[b, 2 * oy, 2 * ox + 1]  # (C,) each
+                b0, b1 = x[b, 2 * oy + 1, 2 * ox], x[b, 2 * oy + 1, 2 * ox + 1]
+                dst = out[b, oy, ox]
+                for k in range(c):
+                    dst[k] = (t0[k] + t1[k] + b0[k] + b1[k]) / 4
 
 
 def _bias_act_row(dst, src, shift, relu):
@@ -282,7 +302,10 @@ def _ghost_module_epilogue(out, init_chs, primary_bias, cheap_weight, cheap_bias
     for image_channel in range(n * init_chs):
         b, ch = image_channel // init_chs, image_channel % init_chs
         intrinsic = out[b, ch].reshape(h * w)  # (H * W,)
-        bias_act_row(intrinsic, intrinsic, primary_bias[ch], relu)
+        shift = primary_bias[ch]
+        for k in range(h * w):  # in place, one array: bias_act_row(intrinsic, intrinsic) is not vectorised
+            v = intrinsic[k] + shift
+            intrinsic[k] = v if not relu or v > shift - shift else shift - shift
         for y in range(h):
             dst, src = padded[(y + 1) * wp + 1 :], intrinsic[y * w :]
             for k in range(w):
@@ -309,31 +332,30 @@ def _ghost_module_epilogue(out, init_chs, primary_bias, cheap_weight, cheap_bias
 
 
 def _ghost_module_channels_last(intrinsic, primary_bias, cheap_taps, cheap_bias, relu, gate, rows, cols, out):
-    """The Ghost module after its 1 x 1 matrix product, channels last inside: the small-map epilogue.
+    """The Ghost module after its 1 x 1 matrix product, channels last: the small-map epilogue.
 
     intrinsic : ndarray, shape (N, H * W, init_chs), the 1 x 1 convolution before its bias, one row of
-    channels per pixel (BLAS writes it so: ``x^T @ primary^T``); primary_bias, cheap_bias : (init_chs,);
-    cheap_taps : (9, init_chs), ``cheap_taps[3 i + j, c] = cheap_weight[c, 0, i, j]``; relu : bool;
-    gate : (N, h, w, out_chs), the half-resolution DFC gate channels last, or shape (0, 0, 0, 0) for none;
-    rows : int64 (H,), cols : int64 (W,): the nearest-upsampling source indices (unused without gate);
-    out : ndarray, shape (N, out_chs, H, W), written.
+    channels per pixel; primary_bias, cheap_bias : (init_chs,); cheap_taps : (9, init_chs),
+    ``cheap_taps[3 i + j, c] = cheap_weight[c, 0, i, j]``; relu : bool; gate : (N, h, w, out_chs), the
+    half-resolution DFC gate channels last, or shape (0, 0, 0, 0) for none; rows : int64 (H,), cols : int64
+    (W,): the nearest-upsampling source indices (unused without gate); out : (N, H, W, out_chs), written.
 
     On a 7 x 7 or 14 x 14 map a channel's plane is 49 or 196 numbers, so the per-channel loops of
     :func:`_ghost_module_epilogue` are mostly loop overhead. Here every inner loop runs over the channels
     of one pixel instead (hundreds, contiguous, vectorised): (1) bias (+ ReLU) of each pixel's intrinsic
-    channels into a staging buffer of (H * W, out_chs); (2) each pixel's ghost channels, the cheap depthwise
-    3 x 3 summed over the in-bounds neighbours' rows (the zero padding adds nothing), + bias (+ ReLU); (3) each
-    pixel's row times the gate row of its source pixel; (4) the staging buffer transposed into ``out``.
+    channels into the first ``init_chs`` channels of its output row; (2) each pixel's ghost channels, the
+    cheap depthwise 3 x 3 summed over the in-bounds neighbours' rows (the zero padding adds nothing), + bias
+    (+ ReLU), into the rest of the row; (3) each pixel's row times the gate row of its source pixel.
     """
     n, hw, init_chs = intrinsic.shape
-    out_chs, h, w = out.shape[1], out.shape[2], out.shape[3]
+    h, w, out_chs = out.shape[1], out.shape[2], out.shape[3]
     ghost_chs = out_chs - init_chs
-    staged = np.empty((hw, out_chs), dtype=out.dtype)  # (H * W, out_chs): the module's output, channels last
     acc = np.empty(ghost_chs, dtype=out.dtype)
     zero = primary_bias[0] - primary_bias[0]
     for b in range(n):
+        plane = out[b].reshape(hw, out_chs)  # (H * W, out_chs)
         for p in range(hw):
-            src, dst = intrinsic[b, p], staged[p]  # (init_chs,), (out_chs,)
+            src, dst = intrinsic[b, p], plane[p]  # (init_chs,), (out_chs,)
             for c in range(init_chs):
                 v = src[c] + primary_bias[c]
                 dst[c] = v if not relu or v > zero else zero
@@ -343,22 +365,18 @@ def _ghost_module_channels_last(intrinsic, primary_bias, cheap_taps, cheap_bias,
             for i in range(3):
                 for j in range(3):
                     if 0 <= y + i - 1 < h and 0 <= x + j - 1 < w:
-                        src, tap = staged[p + (i - 1) * w + j - 1], cheap_taps[3 * i + j]  # (out_chs,), (init_chs,)
+                        src, tap = plane[p + (i - 1) * w + j - 1], cheap_taps[3 * i + j]  # (out_chs,), (init_chs,)
                         for c in range(ghost_chs):
                             acc[c] += tap[c] * src[c]
-            dst = staged[p, init_chs:]  # (ghost_chs,)
+            dst = plane[p, init_chs:]  # (ghost_chs,)
             for c in range(ghost_chs):
                 v = acc[c] + cheap_bias[c]
                 dst[c] = v if not relu or v > zero else zero
         if gate.size != 0:
             for p in range(hw):
-                row, g = staged[p], gate[b, rows[p // w], cols[p % w]]  # (out_chs,), (out_chs,)
+                row, g = plane[p], gate[b, rows[p // w], cols[p % w]]  # (out_chs,), (out_chs,)
                 for c in range(out_chs):
                     row[c] *= g[c]
-        for c in range(out_chs):
-            dst = out[b, c].reshape(hw)  # (H * W,)
-            for p in range(hw):
-                dst[p] = staged[p, c]
 
 
 def _dfc_gate_tail(r, reduce_bias, row_weight, row_bias, col_weight, col_bias, out):
@@ -453,7 +471,9 @@ def _dfc_gate_tail_channels_last(r, reduce_bias, row_taps, row_bias, col_taps, c
 
 conv2d_direct = _jit(_conv2d_direct)
 bias_act = _jit(_bias_act)
+bias_act_channels_last = _jit(_bias_act_channels_last)
 avg_pool_2x2 = _jit(_avg_pool_2x2)
+avg_pool_2x2_channels_last = _jit(_avg_pool_2x2_channels_last)
 logistic_from_exp = _jit(_logistic_from_exp)
 upsample_nearest = _jit(_upsample_nearest)
 bias_act_row = _jit(_bias_act_row)

@@ -260,6 +260,11 @@ def dropout(x, rate, keep=None):
     return x * (keep / (1 - rate)).astype(x.dtype)
 
 
+def prepare_params(params):
+    """The parameters as this table runs them: as they are (a fast table may change their memory layout)."""
+    return params
+
+
 # --- fused ops: the reference compositions of ghostnp.ops.fused, run on this table -----------------------
 
 _THIS_TABLE = sys.modules[__name__]
