@@ -57,6 +57,23 @@ def test_conv2d_direct_matches_reference(kind, dtype, x_shape, w_shape, stride, 
         assert_close(out, expected, dtype)
 
 
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("x_shape, w_shape, stride, padding, groups", [c for c in CONV_CASES if c[4] == 1])
+def test_im2col_is_the_padded_input_under_each_tap(kind, dtype, x_shape, w_shape, stride, padding, groups):
+    """Row (c, i, j) of the columns is the zero-padded input under tap (i, j) of channel c, one per output pixel."""
+    x = np.random.default_rng(14).standard_normal(x_shape).astype(dtype)
+    (n, c_in, h, w), (kh, kw), (sh, sw), (ph, pw) = x.shape, w_shape[2:], stride, padding
+    h_out, w_out = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
+    xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+    expected = np.stack(
+        [xpad[:, :, i : i + sh * h_out : sh, j : j + sw * w_out : sw] for i in range(kh) for j in range(kw)], axis=2
+    ).reshape(n, c_in * kh * kw, h_out * w_out)
+    columns = np.full(expected.shape, np.nan, dtype)  # every element must be written
+    kernel("im2col", kind)(x, kh, kw, sh, sw, ph, pw, columns)
+    np.testing.assert_array_equal(columns, expected)  # a gather: exact
+
+
 DEPTHWISE_CASES = [case for case in CONV_CASES if case[1][1] == 1 and case[4] == case[0][1] == case[1][0]]
 
 

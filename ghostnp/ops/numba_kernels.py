@@ -81,6 +81,40 @@ def _conv2d_direct(x, weight, bias, stride_h, stride_w, pad_h, pad_w, relu, out)
                 out[b, o, oy, ox] = 0 if relu and v < 0 else v
 
 
+def _im2col(x, kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w, columns):
+    """The input pixels under every tap, side by side: a dense convolution becomes one matrix product.
+
+    x : ndarray, shape (N, C_in, H, W); kernel_h, kernel_w, stride_h, stride_w, pad_h, pad_w : int;
+    columns : ndarray, shape (N, C_in * kH * kW, H_out * W_out), written:
+    ``columns[n, (c * kH + i) * kW + j, y * W_out + x_] = xpad[n, c, y * sH + i, x_ * sW + j]`` (zero in the padding),
+    so that ``weight.reshape(C_out, -1) @ columns[n]`` is the convolution of image n (the stem: 27 rows).
+    """
+    n, c_in, h, w = x.shape
+    w_out = (w + 2 * pad_w - kernel_w) // stride_w + 1
+    h_out = columns.shape[2] // w_out
+    zero = x[0, 0, 0, 0] - x[0, 0, 0, 0]
+    for b in range(n):
+        for c in range(c_in):
+            for i in range(kernel_h):
+                for j in range(kernel_w):
+                    dst_plane = columns[b, (c * kernel_h + i) * kernel_w + j]  # (H_out * W_out,)
+                    x_lo = max(0, (pad_w - j + stride_w - 1) // stride_w)  # first output column inside the input
+                    x_hi = min(w_out, (w - 1 + pad_w - j) // stride_w + 1)
+                    for oy in range(h_out):
+                        iy = oy * stride_h + i - pad_h
+                        dst = dst_plane[oy * w_out : (oy + 1) * w_out]
+                        if iy < 0 or iy >= h or x_hi <= x_lo:
+                            dst[:] = zero
+                            continue
+                        src = x[b, c, iy, x_lo * stride_w + j - pad_w :]  # every sW-th element used
+                        for k in range(x_lo):
+                            dst[k] = zero
+                        for k in range(x_hi - x_lo):
+                            dst[x_lo + k] = src[k * stride_w]
+                        for k in range(x_hi, w_out):
+                            dst[k] = zero
+
+
 def _bias_act(out, bias, relu):
     """In place: ``out[n, c] += bias[c]``, then ``max(., 0)`` if ``relu``: the epilogue of a matmul conv.
 
@@ -470,6 +504,7 @@ def _dfc_gate_tail_channels_last(r, reduce_bias, row_taps, row_bias, col_taps, c
 
 
 conv2d_direct = _jit(_conv2d_direct)
+im2col = _jit(_im2col)
 bias_act = _jit(_bias_act)
 bias_act_channels_last = _jit(_bias_act_channels_last)
 avg_pool_2x2 = _jit(_avg_pool_2x2)

@@ -29,6 +29,8 @@ Inputs are made C-contiguous and weights cast to the input's dtype before a kern
 kernel compiles for at most two signatures (float32, float64), cached on disk (``cache=True``).
 """
 
+import functools
+
 import numpy as np
 
 from . import numba_kernels, numpy_ops
@@ -39,6 +41,13 @@ ACCELERATED = ("conv2d", "sigmoid", "avg_pool_2x2", "upsample_nearest", *FUSED_O
 __all__ = list(OP_NAMES + FUSED_OP_NAMES)
 CHANNELS_LAST_PIXELS = 14 * 14  # ops whose output map is this small or smaller return channels-last buffers
 NO_GATE = {np.dtype(np.float32): np.zeros((0, 0, 0, 0), np.float32), np.dtype(np.float64): np.zeros((0, 0, 0, 0))}
+
+
+@functools.lru_cache(maxsize=1024)
+def source_index(in_size, out_size):
+    """``nearest_source_index``, computed once per pair of sizes (a few microseconds a call, twice per gated
+    module). The kernels only read it; ``source_index(1, n)`` is n zeros (a module without gate)."""
+    return nearest_source_index(in_size, out_size)
 
 
 def channels_last(x, dtype=None):
@@ -104,6 +113,12 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, act=None):
         numba_kernels.depthwise_conv2d_channels_last(channels_last(x), taps, bias, sh, sw, ph, pw, act == "relu", out)
         return as_nchw(out)
     x, weight = np.ascontiguousarray(x), np.ascontiguousarray(weight)
+    if groups == 1:  # dense (the stem): the taps side by side (im2col), one matrix product per image
+        columns = np.empty((n, c_in * kh * kw, h_out * w_out), dtype=dtype)
+        numba_kernels.im2col(x, kh, kw, sh, sw, ph, pw, columns)
+        out = np.matmul(weight.reshape(c_out, c_in * kh * kw), columns)  # (N, C_out, H_out * W_out), BLAS
+        numba_kernels.bias_act(out, bias, act == "relu")
+        return out.reshape(n, c_out, h_out, w_out)
     out = np.empty((n, c_out, h_out, w_out), dtype=dtype)
     if c_in_per_group == 1 and c_out == groups:
         numba_kernels.depthwise_conv2d(x, weight, bias, sh, sw, ph, pw, act == "relu", out)
@@ -141,8 +156,7 @@ def avg_pool_2x2(x):
 
 def upsample_nearest(x, size):
     """Nearest upsampling with PyTorch's legacy rule: (N, C, h, w) -> (N, C, H, W), ``size = (H, W)``."""
-    rows = nearest_source_index(x.shape[2], size[0])
-    cols = nearest_source_index(x.shape[3], size[1])
+    rows, cols = source_index(x.shape[2], size[0]), source_index(x.shape[3], size[1])
     x = np.ascontiguousarray(x)
     out = np.empty(x.shape[:2] + (size[0], size[1]), dtype=x.dtype)
     numba_kernels.upsample_nearest(x, rows, cols, out)
@@ -164,10 +178,11 @@ def ghost_module(x, primary_weight, primary_bias, cheap_weight, cheap_bias, out_
     primary = primary_weight[:, :, 0, 0].astype(dtype, copy=False)  # (init_chs, C_in), .T contiguous if prepared
     primary_bias = np.ascontiguousarray(primary_bias, dtype=dtype)
     cheap_bias = np.ascontiguousarray(cheap_bias, dtype=dtype)
-    if gate is None:
-        rows, cols = np.zeros(h, np.int64), np.zeros(w, np.int64)
-    else:
-        rows, cols = nearest_source_index(gate.shape[2], h), nearest_source_index(gate.shape[3], w)
+    rows, cols = (
+        (source_index(1, h), source_index(1, w))
+        if gate is None
+        else (source_index(gate.shape[2], h), source_index(gate.shape[3], w))
+    )
     if h * w <= CHANNELS_LAST_PIXELS:
         intrinsic = np.matmul(channels_last(x).reshape(n * h * w, c_in), primary.T)  # (N*H*W, init_chs), BLAS
         cheap_taps = np.ascontiguousarray(cheap_weight.reshape(init_chs, 9).T, dtype=dtype)  # (9, init_chs)
