@@ -1,5 +1,6 @@
 """The GhostNet model: an architecture, its parameters and an op table, with timm's method names."""
 
+import operator
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -100,7 +101,7 @@ class GhostNet:
 
     def refresh(self):
         """Make the next call use ``self.params`` as it is now (re-folding BatchNorm on a folded model)."""
-        self._folded_from = dict(self.params)  # the arrays the run parameters were made from
+        self._made_from = tuple(self.params.values())  # the arrays the run parameters were made from
         params = fold_batchnorm(self.params) if self.fold_bn else self.params
         prepare = getattr(self.ops, "prepare_params", None)  # the table's memory layout (a recording table has none)
         self._run_params = params if prepare is None else prepare(params)
@@ -109,7 +110,8 @@ class GhostNet:
         """The parameters the ops run with: ``self.params``, or the copy made from it (folded, laid out for the
         table), made anew if an array was replaced."""
         derived = self._run_params is not self.params
-        if derived and any(self.params.get(key) is not value for key, value in self._folded_from.items()):
+        values = self.params.values()  # compared by identity in one C loop: a Python loop took 0.25 ms a call
+        if derived and (len(values) != len(self._made_from) or not all(map(operator.is_, values, self._made_from))):
             self.refresh()
         return self._run_params
 
