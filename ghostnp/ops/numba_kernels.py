@@ -377,18 +377,15 @@ def _ghost_module_channels_last(intrinsic, primary_bias, cheap_taps, cheap_bias,
     On a 7 x 7 or 14 x 14 map a channel's plane is 49 or 196 numbers, so the per-channel loops of
     :func:`_ghost_module_epilogue` are mostly loop overhead. Here every inner loop runs over the channels
     of one pixel instead (hundreds, contiguous, vectorised): (1) bias (+ ReLU) of each pixel's intrinsic
-    channels into the first ``init_chs`` channels of its output row, and of those that make ghosts into a
-    zero-bordered (H + 2, W + 2) buffer; (2) each pixel's ghost channels, the cheap depthwise 3 x 3 as one
-    pass over the 9 neighbours' rows of that buffer (summed in tap order), + bias (+ ReLU), into the rest of
-    the row; (3) each pixel's row times the gate row of its source pixel.
+    channels into the first ``init_chs`` channels of its output row; (2) each pixel's ghost channels, the
+    cheap depthwise 3 x 3 summed over the in-bounds neighbours' rows (the zero padding adds nothing), + bias
+    (+ ReLU), into the rest of the row; (3) each pixel's row times the gate row of its source pixel.
     """
     n, hw, init_chs = intrinsic.shape
     h, w, out_chs = out.shape[1], out.shape[2], out.shape[3]
     ghost_chs = out_chs - init_chs
-    wp = w + 2
-    padded = np.zeros(((h + 2) * wp, ghost_chs), dtype=out.dtype)  # the border stays zero
+    acc = np.empty(ghost_chs, dtype=out.dtype)
     zero = primary_bias[0] - primary_bias[0]
-    t0, t1, t2, t3, t4, t5, t6, t7, t8 = cheap_taps  # (init_chs,) each: tap (i, j) is t[3 i + j]
     for b in range(n):
         plane = out[b].reshape(hw, out_chs)  # (H * W, out_chs)
         for p in range(hw):
@@ -396,20 +393,18 @@ def _ghost_module_channels_last(intrinsic, primary_bias, cheap_taps, cheap_bias,
             for c in range(init_chs):
                 v = src[c] + primary_bias[c]
                 dst[c] = v if not relu or v > zero else zero
-            inner = padded[(p // w + 1) * wp + p % w + 1]  # (ghost_chs,)
-            for c in range(ghost_chs):
-                inner[c] = dst[c]
         for p in range(hw):
-            top = (p // w) * wp + p % w  # the neighbour (y - 1, x - 1) in the bordered buffer
-            a0, a1, a2 = padded[top], padded[top + 1], padded[top + 2]
-            b0, b1, b2 = padded[top + wp], padded[top + wp + 1], padded[top + wp + 2]
-            c0, c1, c2 = padded[top + 2 * wp], padded[top + 2 * wp + 1], padded[top + 2 * wp + 2]
+            y, x = p // w, p % w
+            acc[:] = 0
+            for i in range(3):
+                for j in range(3):
+                    if 0 <= y + i - 1 < h and 0 <= x + j - 1 < w:
+                        src, tap = plane[p + (i - 1) * w + j - 1], cheap_taps[3 * i + j]  # (out_chs,), (init_chs,)
+                        for c in range(ghost_chs):
+                            acc[c] += tap[c] * src[c]
             dst = plane[p, init_chs:]  # (ghost_chs,)
             for c in range(ghost_chs):
-                v = (
-                    t0[c] * a0[c] + t1[c] * a1[c] + t2[c] * a2[c] + t3[c] * b0[c] + t4[c] * b1[c]
-                    + t5[c] * b2[c] + t6[c] * c0[c] + t7[c] * c1[c] + t8[c] * c2[c]
-                ) + cheap_bias[c]  # fmt: skip
+                v = acc[c] + cheap_bias[c]
                 dst[c] = v if not relu or v > zero else zero
         if gate.size != 0:
             for p in range(hw):
