@@ -15,6 +15,7 @@ from . import fused
 BATCHNORM_EPS = 1e-5
 SMALL_PLANE = 1024  # depthwise: planes of at most this many pixels are run across channels
 CACHE_FLOATS = 1 << 17  # depthwise: numbers per block of large planes (512 KiB in float32, in L2)
+TINY_MAP = 7 * 7  # depthwise at stride 1: maps of at most this many pixels are run channels last
 
 
 def _pair(v):
@@ -60,7 +61,8 @@ def conv2d(x, weight, bias=None, stride=1, padding=0, groups=1, act=None):
         out = np.matmul(weight[:, :, 0, 0], x.reshape(n, c_in, h * w))  # (N, C_out, H*W)
         out = out.reshape(n, c_out, h, w)
     elif c_in_per_group == 1 and c_out == groups:
-        out = _depthwise(x, weight[:, 0], (sh, sw), (ph, pw), (h_out, w_out))  # (N, C, H_out, W_out)
+        depthwise = _depthwise_channels_last if sh == sw == 1 and h_out * w_out <= TINY_MAP else _depthwise
+        out = depthwise(x, weight[:, 0], (sh, sw), (ph, pw), (h_out, w_out))  # (N, C, H_out, W_out)
     else:
         xpad = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))  # (N, C_in, H + 2pH, W + 2pW)
         xg = xpad.reshape(n, groups, c_in_per_group, h + 2 * ph, w + 2 * pw)  # (N, G, C_in/G, Hp, Wp)
@@ -132,6 +134,26 @@ def _depthwise(x, weight, stride, padding, out_hw):
                     np.multiply(weight[rows, i, j, None], src, out=product[:, : src.shape[1]])
                     acc[:, rows, :length] += product[:, : src.shape[1]]
     return acc.reshape(n, c, hq, wq)[:, :, :h_out, :w_out]  # (N, C, H_out, W_out)
+
+
+def _depthwise_channels_last(x, weight, stride, padding, out_hw):
+    """:func:`_depthwise` at stride 1 on tiny maps (7 x 7 and 3 x 3, hundreds of channels), channels last.
+
+    Each tap is one multiply-add of the shifted (N, H_out, W_out, C) window by the tap's C weights: NumPy's
+    inner loop runs over the channels (contiguous) instead of a 9- or 49-pixel plane. Returns the result
+    as an (N, C, H_out, W_out) view of that buffer; the ops after it (BatchNorm, ...) keep its layout.
+    """
+    (n, c, h, w), (kh, kw) = x.shape, weight.shape[1:]
+    (ph, pw), (h_out, w_out) = padding, out_hw
+    xpad = np.zeros((n, h + 2 * ph, w + 2 * pw, c), dtype=x.dtype)  # (N, Hp, Wp, C)
+    xpad[:, ph : ph + h, pw : pw + w] = x.transpose(0, 2, 3, 1)
+    acc, product = (np.empty((n, h_out, w_out, c), dtype=x.dtype) for _ in range(2))
+    for i in range(kh):
+        for j in range(kw):
+            np.multiply(xpad[:, i : i + h_out, j : j + w_out], weight[:, i, j], out=product if i or j else acc)
+            if i or j:
+                acc += product
+    return acc.transpose(0, 3, 1, 2)  # (N, C, H_out, W_out)
 
 
 def batch_norm(x, weight, bias, running_mean, running_var, eps=BATCHNORM_EPS):
