@@ -102,3 +102,22 @@ def test_state_dict_round_trip_has_pytorch_keys(torch_and_weights):
     again = ghostnp.create_model(name, weights=state)
     x = np.random.default_rng(1).normal(size=(1, 3, 40, 40))
     np.testing.assert_array_equal(again(x), model(x))
+
+
+@pytest.mark.parametrize("backend", ["numpy", "numba"])
+def test_a_batch_on_threads_is_split_once_and_equals_one_thread(backend, monkeypatch):
+    """Chunks of ``CHUNK_IMAGES`` images on one pool: a chunk does not split itself again on a nested pool."""
+    if backend == "numba":
+        pytest.importorskip("numba")
+    from ghostnp.network import model as model_module
+
+    pools, real_pool = [], model_module.ThreadPoolExecutor
+    monkeypatch.setattr(model_module, "ThreadPoolExecutor", lambda *args: pools.append(args) or real_pool(*args))
+    monkeypatch.setattr(model_module, "CHUNK_IMAGES", 2)
+    model = ghostnp.create_model("ghostnetv2_100", seed=3, backend=backend)
+    x = np.random.default_rng(3).standard_normal((5, 3, 40, 36)).astype(np.float32)
+    model.threads = 1
+    one_thread = model(x)
+    model.threads = 2
+    np.testing.assert_allclose(model(x), one_thread, rtol=1e-5, atol=1e-5 * np.abs(one_thread).max())
+    assert pools == [(2,)]  # 5 images: chunks of 2, 2 and 1 on one pool of two threads

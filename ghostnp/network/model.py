@@ -12,11 +12,13 @@ from . import layers
 from .architecture import DROPOUT_RATE, MIN_INPUT_SIZE
 from .params import fold_batchnorm, is_trainable, validate_params
 
-# A batch on several threads is cut into chunks of this many images, which the threads take from a queue:
-# a thread whose core is busy with another process takes fewer, and a small chunk's activations stay in
-# cache. Measured (batch 32, 2 threads, 2 cores): one half-batch per thread 538-574 ms, chunks of 4 images
-# 366-469, of 2 387-468, of 1 345-382 (one thread: 445-766, the machine shared).
-CHUNK_IMAGES = 1
+# A batch on several threads is cut into chunks of this many images, which the threads take from a queue
+# (a thread whose core is busy with another process takes fewer). A chunk runs as one batch through each op,
+# so an op's weights are read once per chunk and its 1 x 1 products are larger. Measured (batch 32, 2 threads,
+# 2 cores): chunks of 1 image 223-246 ms, of 4 239-246, of 8 193-240, of 16 181-269; one thread, the whole
+# batch at once, 333-447. (A chunk once split itself again on nested pools, which made every chunk larger
+# than one image look slow.)
+CHUNK_IMAGES = 8
 
 
 def check_input(x, in_chs=3):
@@ -156,7 +158,11 @@ class GhostNet:
 
             chunks = np.array_split(x, max(threads, -(-len(x) // CHUNK_IMAGES)))  # a busy core takes fewer
             with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
-                return np.concatenate(list(pool.map(self.forward_features, chunks)))
+                return np.concatenate(list(pool.map(lambda chunk: self._features(params, chunk, None), chunks)))
+        return self._features(params, x, trace)
+
+    def _features(self, params, x, trace):
+        """forward_features on this thread: (N, 3, H, W) -> (N, final_chs, H/32, W/32)."""
         ops = self.ops
         x = layers.stem(ops, params, x, trace=trace)  # (N, stem_chs, H/2, W/2)
         for spec in self.arch.blocks:
