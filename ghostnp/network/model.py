@@ -1,5 +1,6 @@
 """The GhostNet model: an architecture, its parameters and an op table, with timm's method names."""
 
+import functools
 import operator
 import os
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +20,14 @@ from .params import fold_batchnorm, is_trainable, validate_params
 # batch at once, 333-447. (A chunk once split itself again on nested pools, which made every chunk larger
 # than one image look slow.)
 CHUNK_IMAGES = 8
+
+
+@functools.cache
+def _blas_controller():
+    """threadpoolctl's view of the loaded BLAS libraries, made once (a limit through it costs 8 us, not 200)."""
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
 
 
 def check_input(x, in_chs=3):
@@ -72,7 +81,8 @@ class GhostNet:
         ``NUMBA_NUM_THREADS`` / ``OMP_NUM_THREADS`` when set; for numpy, 1). A batch of N > 1 images is
         split into chunks of ``CHUNK_IMAGES`` images, which the threads take from a queue, each running the
         serial Numba kernels (which release the GIL) with BLAS pinned to one thread, so the threads never
-        compete with BLAS's own.
+        compete with BLAS's own. One image runs on one thread; with numba, BLAS is pinned to one thread then
+        too (its threads bought nothing at batch 1 and made a busy neighbour process cost 2.5 x).
     drop_rate : dropout before the classifier in training (timm's default 0.2); inference ignores it.
 
     ``model(x)`` maps x : (N, 3, H, W) float32 or float64, H, W >= 33, to logits (N, num_classes) in x's dtype.
@@ -159,6 +169,9 @@ class GhostNet:
             chunks = np.array_split(x, max(threads, -(-len(x) // CHUNK_IMAGES)))  # a busy core takes fewer
             with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
                 return np.concatenate(list(pool.map(lambda chunk: self._features(params, chunk, None), chunks)))
+        if self.backend == "numba":  # BLAS on one thread: its threads bought nothing here, and beside a busy
+            with _blas_controller().limit(limits=1, user_api="blas"):  # process they made batch 1 2.5 x slower
+                return self._features(params, x, trace)
         return self._features(params, x, trace)
 
     def _features(self, params, x, trace):
