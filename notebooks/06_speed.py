@@ -59,32 +59,32 @@ print(f"input 1 x 3 x {INPUT_SIZE} x {INPUT_SIZE}, median of {REPEATS} runs afte
 # ## The fair benchmark's latest run
 #
 # `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench.py --profile` on the 2-core project machine
-# (load average 0.47 before, 1.52 after): each engine in its own process, alternating rounds, median ms per call,
+# (load average 0.47 before, 1.68 after): each engine in its own process, alternating rounds, median ms per call,
 # its ratios to the other engines, whether its top-5 classes are PyTorch's. Its whole output (the FLOP floor,
 # batch 1 beside a busy process, whole-process costs, the per-op profile) is in `benchmarks/README.md`.
 #
 # | threads | batch | engine | median ms | x PyTorch | x ORT | x OpenVINO | top-5 = PyTorch |
 # | --- | --- | --- | --- | --- | --- | --- | --- |
-# | 1 | 1 | ghostnp numpy | 44.8 | 1.02 | 3.72 | 4.10 | yes |
-# | 1 | 1 | ghostnp numba | 19.6 | 0.45 | 1.63 | 1.80 | yes |
-# | 1 | 1 | PyTorch eager | 43.9 | 1.00 | 3.65 | 4.02 | yes |
-# | 1 | 1 | ONNX Runtime | 12.0 | 0.27 | 1.00 | 1.10 | yes |
-# | 1 | 1 | OpenVINO f32 | 10.9 | 0.25 | 0.91 | 1.00 | yes |
-# | 1 | 32 | ghostnp numpy | 2000.2 | 1.30 | 4.37 | 4.97 | yes |
-# | 1 | 32 | ghostnp numba | 608.0 | 0.39 | 1.33 | 1.51 | yes |
-# | 1 | 32 | PyTorch eager | 1540.1 | 1.00 | 3.36 | 3.83 | yes |
-# | 1 | 32 | ONNX Runtime | 457.8 | 0.30 | 1.00 | 1.14 | yes |
-# | 1 | 32 | OpenVINO f32 | 402.6 | 0.26 | 0.88 | 1.00 | yes |
-# | 2 | 1 | ghostnp numpy | 43.2 | 0.83 | 4.50 | 4.88 | yes |
-# | 2 | 1 | ghostnp numba | 19.5 | 0.37 | 2.03 | 2.21 | yes |
-# | 2 | 1 | PyTorch eager | 52.3 | 1.00 | 5.45 | 5.92 | yes |
-# | 2 | 1 | ONNX Runtime | 9.6 | 0.18 | 1.00 | 1.09 | yes |
-# | 2 | 1 | OpenVINO f32 | 8.8 | 0.17 | 0.92 | 1.00 | yes |
-# | 2 | 32 | ghostnp numpy | 1246.3 | 1.18 | 4.39 | 6.63 | yes |
-# | 2 | 32 | ghostnp numba | 281.9 | 0.27 | 0.99 | 1.50 | yes |
-# | 2 | 32 | PyTorch eager | 1055.7 | 1.00 | 3.72 | 5.62 | yes |
-# | 2 | 32 | ONNX Runtime | 283.8 | 0.27 | 1.00 | 1.51 | yes |
-# | 2 | 32 | OpenVINO f32 | 187.9 | 0.18 | 0.66 | 1.00 | yes |
+# | 1 | 1 | ghostnp numpy | 37.4 | 0.93 | 3.61 | 4.27 | yes |
+# | 1 | 1 | ghostnp numba | 14.7 | 0.37 | 1.41 | 1.67 | yes |
+# | 1 | 1 | PyTorch eager | 40.0 | 1.00 | 3.86 | 4.57 | yes |
+# | 1 | 1 | ONNX Runtime | 10.4 | 0.26 | 1.00 | 1.18 | yes |
+# | 1 | 1 | OpenVINO f32 | 8.8 | 0.22 | 0.84 | 1.00 | yes |
+# | 1 | 32 | ghostnp numpy | 1868.3 | 1.37 | 4.10 | 5.91 | yes |
+# | 1 | 32 | ghostnp numba | 493.5 | 0.36 | 1.08 | 1.56 | yes |
+# | 1 | 32 | PyTorch eager | 1363.8 | 1.00 | 2.99 | 4.31 | yes |
+# | 1 | 32 | ONNX Runtime | 455.9 | 0.33 | 1.00 | 1.44 | yes |
+# | 1 | 32 | OpenVINO f32 | 316.4 | 0.23 | 0.69 | 1.00 | yes |
+# | 2 | 1 | ghostnp numpy | 36.7 | 1.03 | 4.14 | 5.35 | yes |
+# | 2 | 1 | ghostnp numba | 14.5 | 0.41 | 1.64 | 2.12 | yes |
+# | 2 | 1 | PyTorch eager | 35.5 | 1.00 | 4.00 | 5.17 | yes |
+# | 2 | 1 | ONNX Runtime | 8.9 | 0.25 | 1.00 | 1.29 | yes |
+# | 2 | 1 | OpenVINO f32 | 6.9 | 0.19 | 0.77 | 1.00 | yes |
+# | 2 | 32 | ghostnp numpy | 1422.3 | 1.15 | 4.21 | 5.82 | yes |
+# | 2 | 32 | ghostnp numba | 237.7 | 0.19 | 0.70 | 0.97 | yes |
+# | 2 | 32 | PyTorch eager | 1233.4 | 1.00 | 3.65 | 5.05 | yes |
+# | 2 | 32 | ONNX Runtime | 338.2 | 0.27 | 1.00 | 1.38 | yes |
+# | 2 | 32 | OpenVINO f32 | 244.4 | 0.20 | 0.72 | 1.00 | yes |
 
 # %% [markdown]
 # ## The engines
