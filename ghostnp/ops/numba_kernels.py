@@ -25,8 +25,9 @@ _jit = numba.njit(cache=True, fastmath=False, nogil=True, error_model="numpy")
 def _conv2d_direct(x, weight, bias, stride_h, stride_w, pad_h, pad_w, relu, out):
     """Grouped 2-D cross-correlation with bias and optional fused ReLU, by direct loops.
 
-    Covers depthwise (groups == C_in == C_out), rectangular kernels such as (1, 5) and (5, 1), strides 1
-    and 2, and small dense convolutions such as the stem (groups == 1).
+    Covers any grouping, rectangular kernels such as (1, 5) and (5, 1), strides 1 and 2. The table runs it
+    for grouped convolutions only: depthwise ones have their own kernels, dense ones (the stem) are
+    :func:`_im2col` and one matrix product.
 
     x : ndarray, shape (N, C_in, H, W)
     weight : ndarray, shape (C_out, C_in / G, kH, kW)

@@ -13,8 +13,8 @@ What runs where (measured on ghostnetv2_100, see ``benchmarks/README.md``):
   matrix product through NumPy's BLAS, which beats any loop we can write; Numba only adds the bias and the
   ReLU in the same pass (``bias_act``, ``bias_act_channels_last``). Depthwise convolutions (3 x 3 / 5 x 5 at
   stride 1 and 2) run ``depthwise_conv2d``, one channel at a time in cache, or on small output maps
-  ``depthwise_conv2d_channels_last``; the others (the 3 x 3 stride-2 stem) run the direct loop
-  ``conv2d_direct``.
+  ``depthwise_conv2d_channels_last``; dense ones (the 3 x 3 stride-2 stem) are ``im2col`` and one matrix
+  product; grouped ones that are neither run the direct loop ``conv2d_direct``.
 - The fused ops: ``ghost_module`` is one matrix product written straight into the module's output buffer,
   then one pass per channel (bias, ReLU, the cheap depthwise 3 x 3 into the other half of the buffer, the
   DFC gate upsampled on the fly and multiplied in): no concatenation, no slice, no upsampled gate in
