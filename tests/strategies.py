@@ -25,3 +25,13 @@ def conv_cases(draw, max_stride=2, max_size=20):
         "hw": hw, "stride": stride, "padding": padding, "bias": draw(st.booleans()),
         "act": draw(st.sampled_from([None, "relu"])), "contiguous": draw(st.booleans()),
     }  # fmt: skip
+
+
+def conv_arrays(case, rng):
+    """Random float64 x, weight and bias (None when the case has none) for a ``conv_cases`` case, and the
+    keyword arguments of ``conv2d``: (x, weight, bias, kwargs)."""
+    x = rng.standard_normal((case["n"], case["c_in"], *case["hw"]))
+    weight = rng.standard_normal((case["c_out"], case["c_in"] // case["groups"], *case["kernel"]))
+    bias = rng.standard_normal(case["c_out"]) if case["bias"] else None
+    kwargs = {"stride": case["stride"], "padding": case["padding"], "groups": case["groups"], "act": case["act"]}
+    return x, weight, bias, kwargs

@@ -43,18 +43,28 @@ def assert_close(actual, expected, dtype):
     np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype], atol=RTOL[dtype])
 
 
+def assert_conv_kernel(name, kind, dtype, seed, x_shape, w_shape, stride, padding, groups, channels_last=False):
+    """Kernel ``name`` on random x, weight and bias gives ``numpy_ops.conv2d``'s result, with and without ReLU,
+    writing every element of its output. ``channels_last``: x and out as (N, H, W, C), the weight as taps."""
+    rng = np.random.default_rng(seed)
+    x, weight = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
+    bias = rng.standard_normal(w_shape[0]).astype(dtype)
+    if channels_last:  # (N, H, W, C) and the (kH, kW, C) taps
+        args = np.ascontiguousarray(x.transpose(0, 2, 3, 1)), np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0))
+    else:
+        args = x, weight
+    for relu in (False, True):
+        expected = numpy_ops.conv2d(x, weight, bias, stride, padding, groups, "relu" if relu else None)
+        out = np.full(np.array(expected.shape)[[0, 2, 3, 1]] if channels_last else expected.shape, np.nan, dtype)
+        kernel(name, kind)(*args, bias, *stride, *padding, relu, out)  # every element must be written
+        assert_close(np.ascontiguousarray(out.transpose(0, 3, 1, 2)) if channels_last else out, expected, dtype)
+
+
 @pytest.mark.parametrize("kind", KERNEL_KINDS)
 @pytest.mark.parametrize("dtype", DTYPES)
 @pytest.mark.parametrize("x_shape, w_shape, stride, padding, groups", CONV_CASES)
 def test_conv2d_direct_matches_reference(kind, dtype, x_shape, w_shape, stride, padding, groups):
-    rng = np.random.default_rng(0)
-    x, weight = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
-    bias = rng.standard_normal(w_shape[0]).astype(dtype)
-    for relu in (False, True):
-        expected = numpy_ops.conv2d(x, weight, bias, stride, padding, groups, "relu" if relu else None)
-        out = np.full_like(expected, np.nan)  # every element must be written
-        kernel("conv2d_direct", kind)(x, weight, bias, *stride, *padding, relu, out)
-        assert_close(out, expected, dtype)
+    assert_conv_kernel("conv2d_direct", kind, dtype, 0, x_shape, w_shape, stride, padding, groups)
 
 
 @pytest.mark.parametrize("kind", KERNEL_KINDS)
@@ -85,14 +95,7 @@ DEPTHWISE_CASES = [case for case in CONV_CASES if case[1][1] == 1 and case[4] ==
     + [((1, 3, 7, 7), (3, 1, 5, 5), (2, 2), (2, 2), 3), ((2, 2, 14, 13), (2, 1, 3, 3), (1, 1), (1, 1), 2)],
 )
 def test_depthwise_conv2d_matches_reference(kind, dtype, x_shape, w_shape, stride, padding, groups):
-    rng = np.random.default_rng(5)
-    x, weight = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
-    bias = rng.standard_normal(w_shape[0]).astype(dtype)
-    for relu in (False, True):
-        expected = numpy_ops.conv2d(x, weight, bias, stride, padding, groups, "relu" if relu else None)
-        out = np.full_like(expected, np.nan)  # every element must be written
-        kernel("depthwise_conv2d", kind)(x, weight, bias, *stride, *padding, relu, out)
-        assert_close(out, expected, dtype)
+    assert_conv_kernel("depthwise_conv2d", kind, dtype, 5, x_shape, w_shape, stride, padding, groups)
 
 
 @pytest.mark.parametrize("kind", KERNEL_KINDS)
@@ -104,16 +107,9 @@ def test_depthwise_conv2d_matches_reference(kind, dtype, x_shape, w_shape, strid
 )
 def test_depthwise_conv2d_channels_last_matches_reference(kind, dtype, x_shape, w_shape, stride, padding, groups):
     """The small-map depthwise kernel: taps given as (kH, kW, C), input and output (N, H, W, C)."""
-    rng = np.random.default_rng(9)
-    x, weight = rng.standard_normal(x_shape).astype(dtype), rng.standard_normal(w_shape).astype(dtype)
-    bias = rng.standard_normal(w_shape[0]).astype(dtype)
-    taps = np.ascontiguousarray(weight[:, 0].transpose(1, 2, 0))
-    x_last = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
-    for relu in (False, True):
-        expected = numpy_ops.conv2d(x, weight, bias, stride, padding, groups, "relu" if relu else None)
-        out = np.full(np.array(expected.shape)[[0, 2, 3, 1]], np.nan, dtype)  # every element must be written
-        kernel("depthwise_conv2d_channels_last", kind)(x_last, taps, bias, *stride, *padding, relu, out)
-        assert_close(np.ascontiguousarray(out.transpose(0, 3, 1, 2)), expected, dtype)
+    assert_conv_kernel(
+        "depthwise_conv2d_channels_last", kind, dtype, 9, x_shape, w_shape, stride, padding, groups, channels_last=True
+    )
 
 
 @pytest.mark.parametrize("kind", KERNEL_KINDS)

@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from strategies import conv_cases
+from strategies import conv_arrays, conv_cases
 
 from ghostnp.autodiff.vjp import VJPS, unbroadcast
 from ghostnp.ops import numpy_ops
@@ -73,10 +73,7 @@ def torch_conv(weight, bias, case):
 @given(case=conv_cases(max_stride=3, max_size=13), seed=seeds)
 def test_conv2d_input_gradient_matches_torch(case, seed):
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((case["n"], case["c_in"], *case["hw"]))
-    weight = rng.standard_normal((case["c_out"], case["c_in"] // case["groups"], *case["kernel"]))
-    bias = rng.standard_normal(case["c_out"]) if case["bias"] else None
-    kwargs = {"stride": case["stride"], "padding": case["padding"], "groups": case["groups"], "act": case["act"]}
+    x, weight, bias, kwargs = conv_arrays(case, rng)
     out = numpy_ops.conv2d(x, weight, bias, **kwargs)
     grad_out = rng.standard_normal(out.shape)
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
-from strategies import conv_cases
+from strategies import conv_arrays, conv_cases
 from test_vjp import assert_close, torch_grads
 
 from ghostnp.autodiff.training_ops import batch_norm_training
@@ -33,10 +33,7 @@ def param_grads(op, forward, grad_out, *args, **kwargs):
 @given(case=conv_cases(max_stride=3, max_size=13), seed=seeds)
 def test_conv2d_weight_and_bias_gradients_match_torch(case, seed):
     rng = np.random.default_rng(seed)
-    x = rng.standard_normal((case["n"], case["c_in"], *case["hw"]))
-    weight = rng.standard_normal((case["c_out"], case["c_in"] // case["groups"], *case["kernel"]))
-    bias = rng.standard_normal(case["c_out"]) if case["bias"] else None
-    kwargs = {"stride": case["stride"], "padding": case["padding"], "groups": case["groups"], "act": case["act"]}
+    x, weight, bias, kwargs = conv_arrays(case, rng)
     grad_out = rng.standard_normal(numpy_ops.conv2d(x, weight, bias, **kwargs).shape)
 
     def conv(w, b=None, *, act=case["act"], inputs=x):

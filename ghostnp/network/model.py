@@ -112,7 +112,7 @@ class GhostNet:
         self.refresh()
 
     def refresh(self):
-        """Make the next call use ``self.params`` as it is now (re-folding BatchNorm on a folded model)."""
+        """Make the next call use ``self.params`` as it is now (folded again and laid out again for the table)."""
         self._made_from = tuple(self.params.values())  # the arrays the run parameters were made from
         params = fold_batchnorm(self.params) if self.fold_bn else self.params
         prepare = getattr(self.ops, "prepare_params", None)  # the table's memory layout (a recording table has none)
@@ -164,10 +164,8 @@ class GhostNet:
         params = self.run_params()  # re-folded here, once, if training replaced an array
         threads = min(self.threads, len(x)) if trace is None else 1
         if threads > 1:  # chunks of the batch from a queue, BLAS on one thread inside
-            from threadpoolctl import threadpool_limits
-
             chunks = np.array_split(x, max(threads, -(-len(x) // CHUNK_IMAGES)))  # a busy core takes fewer
-            with threadpool_limits(1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
+            with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
                 return np.concatenate(list(pool.map(lambda chunk: self._features(params, chunk, None), chunks)))
         if self.backend == "numba":  # BLAS on one thread: its threads bought nothing here, and beside a busy
             with _blas_controller().limit(limits=1, user_api="blas"):  # process they made batch 1 2.5 x slower
