@@ -190,6 +190,8 @@ def _depthwise_conv2d(x, weight, bias, stride_h, stride_w, pad_h, pad_w, relu, o
     contiguous multiply-add over the flattened phase plane, and the plane goes out with bias and ReLU.
     Every inner loop runs over 1-D slices indexed from 0 (``dst[k] = src[k]``): Numba vectorises those,
     not loops over computed offsets such as ``a[base + k]``, which stay scalar (measured 10 x slower).
+    At stride 2 one pass over each input row fills both column phases (``even[m], odd[m] = row[2m],
+    row[2m + 1]``): one phase per pass, each reading every other number, took 70 % of the kernel's time.
     """
     n, c, h, w = x.shape
     kh, kw = weight.shape[2], weight.shape[3]
@@ -201,21 +203,28 @@ def _depthwise_conv2d(x, weight, bias, stride_h, stride_w, pad_h, pad_w, relu, o
     acc = np.empty(h_out * wq, dtype=x.dtype)  # one output plane, (H_out, Wq) flattened
     for image_channel in range(n * c):
         b, ch = image_channel // c, image_channel % c
-        for a in range(stride_h):
+        for iy in range(h):  # input row iy is row rq of the phases a (padded row iy + pH = rq * sH + a)
+            a, rq = (iy + pad_h) % stride_h, (iy + pad_h) // stride_h
+            row = x[b, ch, iy]  # (W,)
+            if stride_w == 2:  # both column phases in one pass: input column 2m + r is padded column 2m + r + pW
+                even = phases[a * 2 + pad_w % 2, rq * wq + pad_w // 2 :]
+                odd = phases[a * 2 + (1 + pad_w) % 2, rq * wq + (1 + pad_w) // 2 :]
+                for m in range(w // 2):
+                    even[m] = row[2 * m]
+                    odd[m] = row[2 * m + 1]
+                if w % 2:
+                    even[w // 2] = row[w - 1]
+                continue
             for e in range(stride_w):
                 q_lo = (pad_w - e + stride_w - 1) // stride_w  # first phase column inside the input
                 q_hi = min(wq, (w - 1 + pad_w - e) // stride_w + 1)
-                for rq in range(hq):
-                    iy = rq * stride_h + a - pad_h
-                    if 0 <= iy < h:
-                        dst = phases[a * stride_w + e, rq * wq + q_lo :]  # (q_hi - q_lo,) used
-                        src = x[b, ch, iy, q_lo * stride_w + e - pad_w :]  # every sW-th element used
-                        if stride_w == 1:
-                            for k in range(q_hi - q_lo):
-                                dst[k] = src[k]
-                        else:
-                            for k in range(q_hi - q_lo):
-                                dst[k] = src[k * stride_w]
+                dst, src = phases[a * stride_w + e, rq * wq + q_lo :], row[q_lo * stride_w + e - pad_w :]
+                if stride_w == 1:
+                    for k in range(q_hi - q_lo):
+                        dst[k] = src[k]
+                else:  # every sW-th element of src
+                    for k in range(q_hi - q_lo):
+                        dst[k] = src[k * stride_w]
         for i in range(kh):
             for j in range(kw):
                 tap = weight[ch, 0, i, j]
@@ -320,33 +329,38 @@ def _ghost_module_epilogue(out, init_chs, primary_bias, cheap_weight, cheap_bias
     gate : (N, out_chs, h, w) half-resolution sigmoid gate, or shape (0, 0, 0, 0) for no gate;
     rows : int64 (H,), cols : int64 (W,): the nearest-upsampling source indices (unused without gate).
 
-    Every loop that can runs over a whole flattened plane (H * W) rather than a row: on a 14 x 14 map a
-    row is 14 numbers and the per-loop overhead was most of the time. The gate is gathered through one
-    flat index per pixel, ``source[y * W + x_] = rows[y] * w + cols[x_]``.
+    The table runs it on maps larger than 14 x 14 (rows of 28 numbers and more; smaller maps run channels
+    last). The gate is applied as the values are written, never in a pass of its own: each of the pair's
+    half-resolution gate rows is widened once to W columns (``wide[r, x_] = gate[n, c', r, cols[x_]]``),
+    and output row y is multiplied by ``wide[rows[y]]`` (ones without a gate: multiplying by 1 changes
+    nothing). Gathering the gate per pixel in a separate pass cost as much as the rest of the kernel.
     """
     n, out_chs, h, w = out.shape
     wp = w + 2  # the padded plane, (H + 2, W + 2) flattened
     padded = np.zeros((h + 2) * wp, dtype=out.dtype)  # border stays zero: only the interior is written
     span = (h - 1) * wp + w
     acc = np.empty(h * wp, dtype=out.dtype)
+    zero = primary_bias[0] - primary_bias[0]
     gated = gate.size != 0
-    source = np.empty(h * w, dtype=np.int64)  # flat index into the half-resolution gate plane
-    if gated:
-        for y in range(h):
-            for x in range(w):
-                source[y * w + x] = rows[y] * gate.shape[3] + cols[x]
+    gate_h = gate.shape[2] if gated else 1
+    wide = np.ones((2, gate_h, w), dtype=out.dtype)  # a channel pair's gate rows widened to W columns (ones: no gate)
     for image_channel in range(n * init_chs):
         b, ch = image_channel // init_chs, image_channel % init_chs
-        intrinsic = out[b, ch].reshape(h * w)  # (H * W,)
-        shift = primary_bias[ch]
-        for k in range(h * w):  # in place, one array: bias_act_row(intrinsic, intrinsic) is not vectorised
-            v = intrinsic[k] + shift
-            intrinsic[k] = v if not relu or v > shift - shift else shift - shift
-        for y in range(h):
-            dst, src = padded[(y + 1) * wp + 1 :], intrinsic[y * w :]
-            for k in range(w):
-                dst[k] = src[k]
         ghost = init_chs + ch
+        if gated:
+            for r in range(gate_h):
+                for pair, channel in enumerate((ch, min(ghost, out_chs - 1))):
+                    src, dst = gate[b, channel, r], wide[pair, r]
+                    for x in range(w):
+                        dst[x] = src[cols[x]]
+        shift = primary_bias[ch]
+        for y in range(h):  # bias (+ ReLU); the result into the padded plane, times the gate into the output
+            row, pad, g = out[b, ch, y], padded[(y + 1) * wp + 1 :], wide[0, rows[y] if gated else 0]
+            for k in range(w):
+                v = row[k] + shift
+                v = v if not relu or v > zero else zero
+                pad[k] = v
+                row[k] = v * g[k]
         if ghost < out_chs:  # the 9 taps in one pass, summed in tap order: the rounding of one tap at a time
             (t0, t1, t2), (t3, t4, t5), (t6, t7, t8) = cheap_weight[ch, 0]
             s0, s1, s2 = padded[0:], padded[1:], padded[2:]  # tap (i, j) reads padded[i * wp + j + k]
@@ -357,14 +371,13 @@ def _ghost_module_epilogue(out, init_chs, primary_bias, cheap_weight, cheap_bias
                     t0 * s0[k] + t1 * s1[k] + t2 * s2[k] + t3 * s3[k] + t4 * s4[k]
                     + t5 * s5[k] + t6 * s6[k] + t7 * s7[k] + t8 * s8[k]
                 )  # fmt: skip
+            shift = cheap_bias[ch]
             for y in range(h):
-                bias_act_row(out[b, ghost, y], acc[y * wp :], cheap_bias[ch], relu)
-        if gated:
-            for channel in (ch, ghost):
-                if channel < out_chs:
-                    plane, g = out[b, channel].reshape(h * w), gate[b, channel].reshape(-1)  # (H * W,), (h * w,)
-                    for k in range(h * w):
-                        plane[k] *= g[source[k]]
+                row, a, g = out[b, ghost, y], acc[y * wp :], wide[1, rows[y] if gated else 0]
+                for k in range(w):
+                    v = a[k] + shift
+                    v = v if not relu or v > zero else zero
+                    row[k] = v * g[k]
 
 
 def _ghost_module_channels_last(intrinsic, primary_bias, cheap_taps, cheap_bias, relu, gate, rows, cols, out):
