@@ -1,6 +1,8 @@
 """Whole networks against the PyTorch reference: all four models, random weights with randomised BatchNorm
 statistics, square and non-square odd sizes, batch 1 and 3, float32 and float64."""
 
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -121,3 +123,32 @@ def test_a_batch_on_threads_is_split_once_and_equals_one_thread(backend, monkeyp
     model.threads = 2
     np.testing.assert_allclose(model(x), one_thread, rtol=1e-5, atol=1e-5 * np.abs(one_thread).max())
     assert pools == [(2,)]  # 5 images: chunks of 2, 2 and 1 on one pool of two threads
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+def test_numba_runs_every_blas_product_on_one_thread(batch):
+    """With numba, BLAS runs on one thread for the whole call, the classifier's products included: OpenBLAS's
+    threads spin for about 0.1 s after any product that used them, beside the next image's forward pass. The
+    NumPy backend leaves BLAS as the user set it."""
+    pytest.importorskip("numba")
+    pytest.importorskip("threadpoolctl")
+    from ghostnp.network.model import _blas_controller
+
+    controller = _blas_controller().select(user_api="blas")  # NumPy's BLAS (loaded before any model ran)
+    if not controller.lib_controllers:
+        pytest.skip("no BLAS library that threadpoolctl can limit")
+    seen = {}
+    for backend in ("numba", "numpy"):
+        model = ghostnp.create_model("ghostnetv2_tiny", seed=4, backend=backend)
+        model.threads = 1
+        table, linear = model.ops, model.ops.linear
+
+        def linear_seeing_blas(*args, backend=backend, linear=linear):
+            seen[backend] = max(lib.num_threads for lib in controller.lib_controllers)  # as it is now
+            return linear(*args)
+
+        ops = {name: getattr(table, name) for name in dir(table) if not name.startswith("_")}
+        model.ops = types.SimpleNamespace(**{**ops, "linear": linear_seeing_blas})
+        with controller.limit(limits=2):
+            model(np.random.default_rng(4).standard_normal((batch, 3, 40, 40)).astype(np.float32))
+    assert seen == {"numba": 1, "numpy": 2}

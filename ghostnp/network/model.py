@@ -1,5 +1,6 @@
 """The GhostNet model: an architecture, its parameters and an op table, with timm's method names."""
 
+import contextlib
 import functools
 import operator
 import os
@@ -81,8 +82,8 @@ class GhostNet:
         ``NUMBA_NUM_THREADS`` / ``OMP_NUM_THREADS`` when set; for numpy, 1). A batch of N > 1 images is
         split into chunks of ``CHUNK_IMAGES`` images, which the threads take from a queue, each running the
         serial Numba kernels (which release the GIL) with BLAS pinned to one thread, so the threads never
-        compete with BLAS's own. One image runs on one thread; with numba, BLAS is pinned to one thread then
-        too (its threads bought nothing at batch 1 and made a busy neighbour process cost 2.5 x).
+        compete with BLAS's own. One image runs on one thread. With numba, BLAS is pinned to one thread for
+        the whole call, the head included (see ``_one_blas_thread``).
     drop_rate : dropout before the classifier in training (timm's default 0.2); inference ignores it.
 
     ``model(x)`` maps x : (N, 3, H, W) float32 or float64, H, W >= 33, to logits (N, num_classes) in x's dtype.
@@ -156,7 +157,17 @@ class GhostNet:
 
     def forward(self, x):
         """Logits: (N, 3, H, W) -> (N, num_classes)."""
-        return self.forward_head(self.forward_features(x))
+        with self._one_blas_thread():  # one limit for the whole call: setting it costs 8 us, not nothing
+            return self.forward_head(self.forward_features(x))
+
+    def _one_blas_thread(self):
+        """With numba, BLAS on one thread for the block. Its threads bought nothing at batch 1, beside a busy
+        process they made it 2.5 x slower, and after any call that used them they spin for about 0.1 s: a
+        classifier product run on two threads kept a core busy through the next image's whole forward pass
+        (30 % slower on the 2-core machine). The NumPy backend leaves BLAS as the user set it."""
+        if self.backend != "numba":
+            return contextlib.nullcontext()
+        return _blas_controller().limit(limits=1, user_api="blas")
 
     def forward_features(self, x, *, trace=None):
         """Stem, the 16 Ghost bottlenecks and the final 1x1 conv: (N, 3, H, W) -> (N, final_chs, H/32, W/32)."""
@@ -167,10 +178,8 @@ class GhostNet:
             chunks = np.array_split(x, max(threads, -(-len(x) // CHUNK_IMAGES)))  # a busy core takes fewer
             with _blas_controller().limit(limits=1, user_api="blas"), ThreadPoolExecutor(threads) as pool:
                 return np.concatenate(list(pool.map(lambda chunk: self._features(params, chunk, None), chunks)))
-        if self.backend == "numba":  # BLAS on one thread: its threads bought nothing here, and beside a busy
-            with _blas_controller().limit(limits=1, user_api="blas"):  # process they made batch 1 2.5 x slower
-                return self._features(params, x, trace)
-        return self._features(params, x, trace)
+        with self._one_blas_thread():
+            return self._features(params, x, trace)
 
     def _features(self, params, x, trace):
         """forward_features on this thread: (N, 3, H, W) -> (N, final_chs, H/32, W/32)."""
@@ -183,7 +192,8 @@ class GhostNet:
     def forward_head(self, features, pre_logits=False, *, trace=None):
         """(N, final_chs, h, w) -> logits (N, num_classes), or the pooled 1280-wide features with ``pre_logits``."""
         params = self.run_params()
-        return layers.head(self.ops, params, features, pre_logits=pre_logits, drop_rate=self.drop_rate, trace=trace)
+        with self._one_blas_thread():
+            return layers.head(self.ops, params, features, pre_logits=pre_logits, drop_rate=self.drop_rate, trace=trace)
 
     def forward_intermediates(self, x):
         """Logits and a dict of every named intermediate result, in the order computed.
