@@ -162,6 +162,43 @@ def _logistic_from_exp(x, e, out):
         flat_out[k] = (1 if flat_x[k] >= 0 else flat_e[k]) / (1 + flat_e[k])
 
 
+def _logistic_float32(x, out):
+    """The logistic function of float32 numbers, ``1 / (1 + exp(-x))``, with ``exp`` as a polynomial: one
+    vectorised pass where NumPy's float32 ``exp`` took 2.5 ns a number on the project machine (no SIMD
+    ``exp`` for its AVX2) and Numba's is one libm call per number.
+
+    x, out : float32 ndarray, same shape, viewed flat (``out`` written). The relative error to the exact
+    logistic is below 2 ** -22 wherever that is a normal float32 (measured: 1.43 * 2 ** -23); a value below
+    2 ** -126 may come out as 0. Float64 keeps NumPy's ``exp`` (``numba_ops.sigmoid``).
+
+    ``e = exp(-|x|)`` (never overflows) is ``2 ** n * exp(r)`` with ``n = round(-|x| / ln 2)`` and ``|r| <=
+    ln(2) / 2``: ``r`` by Cody and Waite's two-part ``ln 2``, ``exp(r)`` by the degree-7 polynomial of the
+    Cephes library's ``expf``, ``2 ** n`` by writing ``n + 127`` into a float32's exponent bits (through an
+    int32 view, the vectorisable way). Then ``1 / (1 + e)`` for x >= 0, else ``e / (1 + e)``.
+    """
+    flat_x, flat_out = x.reshape(-1), out.reshape(-1)
+    f = np.float32
+    mantissa = np.empty(flat_x.size, dtype=np.float32)  # exp(r)
+    exponent = np.empty(flat_x.size, dtype=np.int32)  # the bits of 2 ** n
+    for k in range(flat_x.size):
+        v = -flat_x[k] if flat_x[k] > 0 else flat_x[k]  # -|x|
+        v = v if v > f(-88.0) else f(-88.0)  # n >= -127: 2 ** -127 is written as 0
+        n = np.floor(v * f(1.44269504) + f(0.5))  # round(v / ln 2)
+        r = (v - n * f(0.693359375)) + n * f(2.12194440e-4)  # v - n ln 2, ln 2 = 0.693359375 - 2.12194440e-4
+        p = f(1.9875691500e-4)
+        p = p * r + f(1.3981999507e-3)
+        p = p * r + f(8.3334519073e-3)
+        p = p * r + f(4.1665795894e-2)
+        p = p * r + f(1.6666665459e-1)
+        p = p * r + f(5.0000001201e-1)
+        mantissa[k] = (p * r * r + r) + f(1.0)
+        exponent[k] = (np.int32(n) + 127) << 23
+    scale = exponent.view(np.float32)  # 2 ** n
+    for k in range(flat_x.size):
+        e = mantissa[k] * scale[k]
+        flat_out[k] = (f(1.0) if flat_x[k] >= 0 else e) / (f(1.0) + e)
+
+
 def _upsample_nearest(x, rows, cols, out):
     """Gather ``out[n, c, y, x_] = x[n, c, rows[y], cols[x_]]`` (nearest upsampling by source index).
 
@@ -525,6 +562,7 @@ bias_act_channels_last = _jit(_bias_act_channels_last)
 avg_pool_2x2 = _jit(_avg_pool_2x2)
 avg_pool_2x2_channels_last = _jit(_avg_pool_2x2_channels_last)
 logistic_from_exp = _jit(_logistic_from_exp)
+logistic_float32 = _jit(_logistic_float32)
 upsample_nearest = _jit(_upsample_nearest)
 bias_act_row = _jit(_bias_act_row)
 depthwise_conv2d = _jit(_depthwise_conv2d)
