@@ -1,6 +1,7 @@
 """The fused ops of every table equal their reference compositions (``ghostnp.ops.fused``) of primitive ops.
 
-``ghost_module`` and ``dfc_gate`` are what ``ghostnp.network.layers`` calls once BatchNorm is folded; each
+``ghost_module`` and ``dfc_gate`` are what ``ghostnp.network.layers`` calls once BatchNorm is folded, and
+``squeeze_excite`` what it calls whenever nothing is traced; each
 table must give the result of the composition run on the NumPy table, to rounding, at the map sizes the
 network has (7 x 7, 14 x 14, odd sizes), with and without the DFC gate, for an odd ``out_chs`` (the ghost
 half is sliced) and a non-contiguous input. The network-level tests (``test_model.py``) run them too.
@@ -66,6 +67,36 @@ def test_dfc_gate_equals_its_composition(ops, dtype, n, in_chs, chs, hw):
     actual = ops.dfc_gate(x, *weights)
     assert actual.dtype == dtype and actual.shape == (n, chs, hw[0] // 2, hw[1] // 2)
     np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype], atol=RTOL[dtype])
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "n, chs, se_chs, hw", [(1, 8, 2, (7, 7)), (2, 6, 3, (14, 13)), (1, 5, 2, (15, 16)), (2, 4, 1, (1, 1))]
+)
+@pytest.mark.parametrize("layout", ["contiguous", "channels last", "reversed rows"])
+def test_squeeze_excite_equals_its_composition(ops, dtype, n, chs, se_chs, hw, layout):
+    """On every layout the network hands it: NCHW, a channels-last buffer seen as NCHW, a strided view."""
+    rng = np.random.default_rng(chs)
+    x = rng.standard_normal((n, chs) + hw).astype(dtype)
+    if layout == "channels last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    elif layout == "reversed rows":
+        x = x[:, :, ::-1]
+    shapes = [(se_chs, chs, 1, 1), se_chs, (chs, se_chs, 1, 1), chs]
+    weights = [rng.standard_normal(shape) for shape in shapes]
+    expected = fused.squeeze_excite(numpy_ops, x, *weights)
+    actual = ops.squeeze_excite(x, *weights)
+    assert actual.dtype == dtype and actual.shape == x.shape
+    np.testing.assert_allclose(actual, expected, rtol=RTOL[dtype], atol=RTOL[dtype])
+
+
+def test_squeeze_excite_by_hand(ops):
+    """Two channels, means 1 and 3; identity reduce and expand with biases -1 and 0: gates hard_sigmoid(0) = 0.5
+    and hard_sigmoid(3) = 1; the first channel's pixels are halved, the second's kept."""
+    x = np.stack([np.array([[0.0, 2.0], [1.0, 1.0]]), np.full((2, 2), 3.0)])[None]  # (1, 2, 2, 2)
+    eye = np.eye(2)[:, :, None, None]
+    out = ops.squeeze_excite(x, eye, np.array([-1.0, 0.0]), eye, np.zeros(2))
+    np.testing.assert_array_equal(out, x * np.array([0.5, 1.0])[None, :, None, None])
 
 
 def test_ghost_module_by_hand(ops):

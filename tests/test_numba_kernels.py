@@ -245,6 +245,19 @@ def test_sigmoid_matches_reference(kind, dtype):
 
 
 @pytest.mark.parametrize("kind", KERNEL_KINDS)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_channel_sums_and_scale_channels_last(kind, dtype):
+    """Squeeze-and-excite's two loops over pixel rows (N, P, C): the sum over pixels, the gate multiplied in."""
+    rng = np.random.default_rng(10)
+    x, gate = rng.standard_normal((2, 9, 5)).astype(dtype), rng.uniform(size=(2, 5)).astype(dtype)
+    sums, scaled = np.full((2, 5), np.nan, dtype), np.full_like(x, np.nan)
+    kernel("channel_sums_channels_last", kind)(x, sums)
+    kernel("scale_channels_last", kind)(x, gate, scaled)
+    assert_close(sums, x.sum(axis=1), dtype)
+    np.testing.assert_array_equal(scaled, x * gate[:, None, :])  # one rounding each: exactly NumPy's product
+
+
+@pytest.mark.parametrize("kind", KERNEL_KINDS)
 def test_float32_logistic_is_within_two_epsilons_of_the_exact_one(kind):
     """The float32 logistic with ``exp`` as a polynomial, against the logistic computed in float64: relative
     error below 2 ** -22 wherever the result is a normal float32, at most the smallest normal number below."""

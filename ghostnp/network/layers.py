@@ -8,9 +8,9 @@ stands the function that lists its parameter shapes, so the two cannot drift apa
 every block output, the DFC gates before and after upsampling): see ``GhostNet.forward_intermediates``.
 
 With BatchNorm folded (:func:`ghostnp.fold_batchnorm`) and no trace, the Ghost module and the DFC gate are
-each one fused op of the table (``ops.ghost_module``, ``ops.dfc_gate``), whose reference compositions in
-``ghostnp.ops.fused`` are the step-by-step code below: the result is the same, the fast table computes it
-in one buffer.
+each one fused op of the table (``ops.ghost_module``, ``ops.dfc_gate``), and without a trace so is
+squeeze-and-excite (``ops.squeeze_excite``); their reference compositions in ``ghostnp.ops.fused`` are the
+step-by-step code below: the result is the same, the fast table computes it in fewer passes.
 """
 
 import math
@@ -135,6 +135,9 @@ def ghost_module_shapes(prefix, in_chs, out_chs, mode="original"):
 
 def squeeze_excite(ops, params, prefix, x, *, trace=None):
     """Channel gate: x * hard_sigmoid(conv_expand(relu(conv_reduce(mean_hw(x))))). (N, C, H, W) -> same."""
+    if trace is None:  # the same, as one fused op
+        weights = (params[f"{prefix}.{conv}.{s}"] for conv in ("conv_reduce", "conv_expand") for s in BIAS_WEIGHT)
+        return ops.squeeze_excite(x, *weights)  # (N, C, H, W)
     s = ops.global_avg_pool(x)  # (N, C, 1, 1)
     s = ops.conv2d(s, params[f"{prefix}.conv_reduce.weight"], params[f"{prefix}.conv_reduce.bias"], act="relu")
     s = _record(trace, f"{prefix}.conv_reduce", s)  # (N, se_chs, 1, 1)

@@ -7,9 +7,10 @@ function of an op table ``ops`` and the op's arguments, from the primitive ops o
 them on itself (so every primitive op is recorded and needs no VJP of its own), and the tests hold every
 fast fused op to them.
 
-Both need BatchNorm folded into the convolutions (:func:`ghostnp.fold_batchnorm`): every convolution has
-a bias and no BatchNorm follows it. ``ghostnp.network.layers`` calls them when the parameters are folded and
-no intermediate result is traced.
+``ghost_module`` and ``dfc_gate`` need BatchNorm folded into the convolutions (:func:`ghostnp.fold_batchnorm`):
+every convolution has a bias and no BatchNorm follows it. ``ghostnp.network.layers`` calls them when the
+parameters are folded and no intermediate result is traced; ``squeeze_excite`` (no BatchNorm) whenever no
+intermediate result is traced.
 """
 
 
@@ -39,3 +40,15 @@ def dfc_gate(ops, x, reduce_weight, reduce_bias, row_weight, row_bias, col_weigh
     r = ops.conv2d(r, row_weight, row_bias, padding=(0, 2), groups=r.shape[1])  # along W
     r = ops.conv2d(r, col_weight, col_bias, padding=(2, 0), groups=r.shape[1])  # along H
     return ops.sigmoid(r)  # (N, C, H/2, W/2)
+
+
+def squeeze_excite(ops, x, reduce_weight, reduce_bias, expand_weight, expand_bias):
+    """The squeeze-and-excite channel gate: x * hard_sigmoid(conv_expand(relu(conv_reduce(mean_hw(x))))).
+
+    x : (N, C, H, W); reduce_weight : (C_se, C, 1, 1); expand_weight : (C, C_se, 1, 1); the biases : (C_se,),
+    (C,). Returns (N, C, H, W).
+    """
+    s = ops.global_avg_pool(x)  # (N, C, 1, 1)
+    s = ops.conv2d(s, reduce_weight, reduce_bias, act="relu")  # (N, C_se, 1, 1)
+    s = ops.conv2d(s, expand_weight, expand_bias)  # (N, C, 1, 1)
+    return ops.multiply(x, ops.hard_sigmoid(s))  # (N, C, H, W)

@@ -23,4 +23,5 @@ OP_NAMES = (
 FUSED_OP_NAMES = (
     "ghost_module",
     "dfc_gate",
+    "squeeze_excite",
 )

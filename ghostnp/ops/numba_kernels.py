@@ -351,6 +351,36 @@ def _avg_pool_2x2_channels_last(x, out):
                     dst[k] = (t0[k] + t1[k] + b0[k] + b1[k]) / 4
 
 
+def _channel_sums_channels_last(x, out):
+    """``out[n, c] = sum_p x[n, p, c]``: the channel sums of pixel rows (squeeze-and-excite's pooling).
+
+    x : ndarray, shape (N, P, C) (P = H * W, channels last); out : (N, C), written. Each pixel's channels
+    are added to the running sums in one contiguous pass, pixel after pixel.
+    """
+    n, p, c = x.shape
+    for b in range(n):
+        sums = out[b]  # (C,)
+        sums[:] = 0
+        for q in range(p):
+            row = x[b, q]  # (C,)
+            for k in range(c):
+                sums[k] += row[k]
+
+
+def _scale_channels_last(x, gate, out):
+    """``out[n, p, c] = x[n, p, c] * gate[n, c]``: every pixel's channels times the image's channel gate.
+
+    x, out : ndarray, shape (N, P, C) (channels last; ``out`` written); gate : (N, C).
+    """
+    n, p, c = x.shape
+    for b in range(n):
+        g = gate[b]  # (C,)
+        for q in range(p):
+            src, dst = x[b, q], out[b, q]  # (C,), (C,)
+            for k in range(c):
+                dst[k] = src[k] * g[k]
+
+
 def _bias_act_row(dst, src, shift, relu):
     """``dst[k] = src[k] + shift``, then ``max(., 0)`` if ``relu``, for k < len(dst): one epilogue row.
 
@@ -575,6 +605,8 @@ bias_act = _jit(_bias_act)
 bias_act_channels_last = _jit(_bias_act_channels_last)
 avg_pool_2x2 = _jit(_avg_pool_2x2)
 avg_pool_2x2_channels_last = _jit(_avg_pool_2x2_channels_last)
+channel_sums_channels_last = _jit(_channel_sums_channels_last)
+scale_channels_last = _jit(_scale_channels_last)
 logistic_from_exp = _jit(_logistic_from_exp)
 logistic_float32 = _jit(_logistic_float32)
 upsample_nearest = _jit(_upsample_nearest)

@@ -323,3 +323,11 @@ def dfc_gate(x, reduce_weight, reduce_bias, row_weight, row_bias, col_weight, co
     Runs :func:`ghostnp.ops.fused.dfc_gate` on this table: pool, 1 x 1, (1, 5), (5, 1), sigmoid.
     """
     return fused.dfc_gate(_THIS_TABLE, x, reduce_weight, reduce_bias, row_weight, row_bias, col_weight, col_bias)
+
+
+def squeeze_excite(x, reduce_weight, reduce_bias, expand_weight, expand_bias):
+    """The squeeze-and-excite channel gate: (N, C, H, W) -> (N, C, H, W).
+
+    Runs :func:`ghostnp.ops.fused.squeeze_excite` on this table: mean, 1 x 1, ReLU, 1 x 1, hard sigmoid, multiply.
+    """
+    return fused.squeeze_excite(_THIS_TABLE, x, reduce_weight, reduce_bias, expand_weight, expand_bias)

@@ -46,6 +46,7 @@ from ..network import layers
 from ..network.architecture import Architecture
 from ..network.params import zero_params
 from ..network.registry import get_architecture
+from ..ops import fused
 from ..ops.numpy_ops import nearest_source_index
 
 _NO_PIXEL = np.iinfo(np.int64).max // 2  # the empty interval is (_NO_PIXEL, -_NO_PIXEL)
@@ -129,6 +130,9 @@ class FieldOps:
 
     def batch_norm(self, x, *args, **kwargs):
         return x
+
+    def squeeze_excite(self, x, *weights):
+        return fused.squeeze_excite(self, x, *weights)  # the composition: global_avg_pool decides the field
 
     def relu(self, x):
         return x
