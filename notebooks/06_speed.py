@@ -59,32 +59,33 @@ print(f"input 1 x 3 x {INPUT_SIZE} x {INPUT_SIZE}, median of {REPEATS} runs afte
 # ## The fair benchmark's latest run
 #
 # `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench.py --profile` on the 2-core project machine
-# (load average 0.47 before, 1.68 after): each engine in its own process, alternating rounds, median ms per call,
-# its ratios to the other engines, whether its top-5 classes are PyTorch's. Its whole output (the FLOP floor,
-# batch 1 beside a busy process, whole-process costs, the per-op profile) is in `benchmarks/README.md`.
+# (load average 0.47 before, 1.43 after; a slow phase of the machine: compare ratios, not times): each engine in its
+# own process, alternating rounds, median ms per call, its ratios to the other engines, whether its top-5 classes
+# are PyTorch's. Its whole output (the FLOP floor, batch 1 beside a busy process, whole-process costs, the per-op
+# profile) is in `benchmarks/README.md`.
 #
 # | threads | batch | engine | median ms | x PyTorch | x ORT | x OpenVINO | top-5 = PyTorch |
 # | --- | --- | --- | --- | --- | --- | --- | --- |
-# | 1 | 1 | ghostnp numpy | 37.4 | 0.93 | 3.61 | 4.27 | yes |
-# | 1 | 1 | ghostnp numba | 14.7 | 0.37 | 1.41 | 1.67 | yes |
-# | 1 | 1 | PyTorch eager | 40.0 | 1.00 | 3.86 | 4.57 | yes |
-# | 1 | 1 | ONNX Runtime | 10.4 | 0.26 | 1.00 | 1.18 | yes |
-# | 1 | 1 | OpenVINO f32 | 8.8 | 0.22 | 0.84 | 1.00 | yes |
-# | 1 | 32 | ghostnp numpy | 1868.3 | 1.37 | 4.10 | 5.91 | yes |
-# | 1 | 32 | ghostnp numba | 493.5 | 0.36 | 1.08 | 1.56 | yes |
-# | 1 | 32 | PyTorch eager | 1363.8 | 1.00 | 2.99 | 4.31 | yes |
-# | 1 | 32 | ONNX Runtime | 455.9 | 0.33 | 1.00 | 1.44 | yes |
-# | 1 | 32 | OpenVINO f32 | 316.4 | 0.23 | 0.69 | 1.00 | yes |
-# | 2 | 1 | ghostnp numpy | 36.7 | 1.03 | 4.14 | 5.35 | yes |
-# | 2 | 1 | ghostnp numba | 14.5 | 0.41 | 1.64 | 2.12 | yes |
-# | 2 | 1 | PyTorch eager | 35.5 | 1.00 | 4.00 | 5.17 | yes |
-# | 2 | 1 | ONNX Runtime | 8.9 | 0.25 | 1.00 | 1.29 | yes |
-# | 2 | 1 | OpenVINO f32 | 6.9 | 0.19 | 0.77 | 1.00 | yes |
-# | 2 | 32 | ghostnp numpy | 1422.3 | 1.15 | 4.21 | 5.82 | yes |
-# | 2 | 32 | ghostnp numba | 237.7 | 0.19 | 0.70 | 0.97 | yes |
-# | 2 | 32 | PyTorch eager | 1233.4 | 1.00 | 3.65 | 5.05 | yes |
-# | 2 | 32 | ONNX Runtime | 338.2 | 0.27 | 1.00 | 1.38 | yes |
-# | 2 | 32 | OpenVINO f32 | 244.4 | 0.20 | 0.72 | 1.00 | yes |
+# | 1 | 1 | ghostnp numpy | 58.9 | 0.93 | 3.44 | 3.77 | yes |
+# | 1 | 1 | ghostnp numba | 21.4 | 0.34 | 1.25 | 1.37 | yes |
+# | 1 | 1 | PyTorch eager | 63.4 | 1.00 | 3.70 | 4.06 | yes |
+# | 1 | 1 | ONNX Runtime | 17.1 | 0.27 | 1.00 | 1.10 | yes |
+# | 1 | 1 | OpenVINO f32 | 15.6 | 0.25 | 0.91 | 1.00 | yes |
+# | 1 | 32 | ghostnp numpy | 2477.1 | 1.05 | 3.72 | 4.62 | yes |
+# | 1 | 32 | ghostnp numba | 692.7 | 0.29 | 1.04 | 1.29 | yes |
+# | 1 | 32 | PyTorch eager | 2358.7 | 1.00 | 3.54 | 4.40 | yes |
+# | 1 | 32 | ONNX Runtime | 665.4 | 0.28 | 1.00 | 1.24 | yes |
+# | 1 | 32 | OpenVINO f32 | 535.7 | 0.23 | 0.81 | 1.00 | yes |
+# | 2 | 1 | ghostnp numpy | 57.6 | 1.03 | 3.08 | 4.05 | yes |
+# | 2 | 1 | ghostnp numba | 19.2 | 0.34 | 1.02 | 1.35 | yes |
+# | 2 | 1 | PyTorch eager | 56.1 | 1.00 | 3.00 | 3.95 | yes |
+# | 2 | 1 | ONNX Runtime | 18.7 | 0.33 | 1.00 | 1.32 | yes |
+# | 2 | 1 | OpenVINO f32 | 14.2 | 0.25 | 0.76 | 1.00 | yes |
+# | 2 | 32 | ghostnp numpy | 2004.1 | 1.80 | 5.41 | 7.14 | yes |
+# | 2 | 32 | ghostnp numba | 260.4 | 0.23 | 0.70 | 0.93 | yes |
+# | 2 | 32 | PyTorch eager | 1112.1 | 1.00 | 3.00 | 3.96 | yes |
+# | 2 | 32 | ONNX Runtime | 370.3 | 0.33 | 1.00 | 1.32 | yes |
+# | 2 | 32 | OpenVINO f32 | 280.7 | 0.25 | 0.76 | 1.00 | yes |
 
 # %% [markdown]
 # ## The engines

@@ -10,8 +10,8 @@ The kernels are serial and release the GIL (``nogil``): on the 2-core machine, `
 the loops about 2 x slower on one thread (the outlined loop body vectorises worse) and a 2-thread pool
 stalled for whole scheduler ticks whenever another process ran (see ``benchmarks/README.md``). Threads
 come from the model instead: a batch is cut into chunks that the threads take from a queue, each running
-these serial kernels and one-thread BLAS (``GhostNet(..., threads=)``); parallel twins of these kernels were
-measured again and lost inside the network.
+these serial kernels and one-thread BLAS (``GhostNet(..., threads=)``); parallel twins of these kernels, and
+``prange`` loops handing channel ranges to them, were measured again for one image and lost inside the network.
 ``fastmath`` stays off, so every sum is an ordinary IEEE sum and results match the NumPy table to
 rounding. Division follows NumPy's rules (``error_model="numpy"``: no ZeroDivisionError check), which
 lets it vectorise: Python's rule made ``1 / (1 + e)`` one scalar division per number, 4 x slower.
