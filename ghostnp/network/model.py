@@ -157,7 +157,7 @@ class GhostNet:
 
     def forward(self, x):
         """Logits: (N, 3, H, W) -> (N, num_classes)."""
-        with self._one_blas_thread():  # one limit for the whole call: setting it costs 8 us, not nothing
+        with self._one_blas_thread():  # around both: BLAS's thread count is not restored in between
             return self.forward_head(self.forward_features(x))
 
     def _one_blas_thread(self):
