@@ -20,7 +20,8 @@ What runs where (measured on ghostnetv2_100, see ``benchmarks/README.md``):
   DFC gate upsampled on the fly and multiplied in): no concatenation, no slice, no upsampled gate in
   memory; on small maps the same steps run channels last, one pixel's channels at a time.
   ``dfc_gate`` is the pooling kernel, one matrix product, one pass per channel (or per pixel on small
-  maps) for the (1, 5) and (5, 1), then the sigmoid. ``squeeze_excite`` is NumPy on (N, C) rows.
+  maps) for the (1, 5) and (5, 1), then the sigmoid. ``squeeze_excite`` pools and gates small maps
+  with two Numba loops over each pixel's channels and runs the rest on (N, C) rows.
 - ``avg_pool_2x2`` and ``upsample_nearest`` are Numba loops; ``sigmoid`` is one Numba loop for float32
   (``exp`` as a polynomial) and takes float64's ``exp`` from NumPy.
 - Every other op in ``OP_NAMES`` is the reference function itself (re-exported at the end of this file).
@@ -247,30 +248,29 @@ def dfc_gate(x, reduce_weight, reduce_bias, row_weight, row_bias, col_weight, co
 def squeeze_excite(x, reduce_weight, reduce_bias, expand_weight, expand_bias):
     """The squeeze-and-excite channel gate, as ``ghostnp.ops.fused.squeeze_excite``: (N, C, H, W) -> same.
 
-    The composition's ops on (N, C) rows after the mean: two matrix products, ReLU and the hard sigmoid.
-    Maps of at most ``CHANNELS_LAST_PIXELS`` pixels (channels last, as this table's ops return them) are
-    pooled and gated by two Numba loops over the channels of each pixel, larger ones by NumPy over
-    (N, C, H * W). The six calls of the table took 90 us at 14 x 14 x 480; this takes 59.
+    The composition with the two 1 x 1 convolutions as matrix products on (N, C) rows. Maps of at most
+    ``CHANNELS_LAST_PIXELS`` pixels (channels last, as this table's ops return them) are pooled and gated
+    by two Numba loops over the channels of each pixel. The six calls of the table took 90 us at
+    14 x 14 x 480; this takes 59.
     """
     n, c, h, w = x.shape
     dtype = x.dtype
     reduce, expand = (v[:, :, 0, 0].astype(dtype, copy=False) for v in (reduce_weight, expand_weight))
-    if h * w <= CHANNELS_LAST_PIXELS:
+    small = h * w <= CHANNELS_LAST_PIXELS
+    if small:
         pixels = channels_last(x).reshape(n, h * w, c)  # (N, H*W, C)
         pooled = np.empty((n, c), dtype=dtype)
         numba_kernels.channel_sums_channels_last(pixels, pooled)
         pooled /= dtype.type(h * w)  # (N, C): the mean
     else:
-        pixels = np.ascontiguousarray(x).reshape(n, c, h * w)  # (N, C, H*W)
-        pooled = np.add.reduce(pixels, axis=2) / dtype.type(h * w)  # (N, C)
-    s = np.maximum(pooled @ reduce.T + reduce_bias.astype(dtype, copy=False), 0)  # (N, C_se): conv_reduce, ReLU
-    s = s @ expand.T + expand_bias.astype(dtype, copy=False)  # (N, C): conv_expand
-    gate = np.minimum(np.maximum(s + 3, 0), 6) / 6  # (N, C): hard sigmoid, clip(s + 3, 0, 6) / 6
-    if h * w <= CHANNELS_LAST_PIXELS:
-        out = np.empty((n, h * w, c), dtype=dtype)
-        numba_kernels.scale_channels_last(pixels, np.ascontiguousarray(gate), out)
-        return as_nchw(out.reshape(n, h, w, c))  # (N, C, H, W), a view of a channels-last buffer
-    return (pixels * gate[:, :, None]).reshape(n, c, h, w)
+        pooled = numpy_ops.global_avg_pool(x).reshape(n, c)  # (N, C)
+    s = numpy_ops.relu(pooled @ reduce.T + reduce_bias.astype(dtype, copy=False))  # (N, C_se): conv_reduce
+    gate = numpy_ops.hard_sigmoid(s @ expand.T + expand_bias.astype(dtype, copy=False))  # (N, C): conv_expand
+    if not small:
+        return numpy_ops.multiply(x, gate[:, :, None, None])  # (N, C, H, W)
+    out = np.empty((n, h * w, c), dtype=dtype)
+    numba_kernels.scale_channels_last(pixels, gate, out)
+    return as_nchw(out.reshape(n, h, w, c))  # (N, C, H, W), a view of a channels-last buffer
 
 
 # Every other op is the reference function itself: cheap, or already a single NumPy pass.
