@@ -59,33 +59,33 @@ print(f"input 1 x 3 x {INPUT_SIZE} x {INPUT_SIZE}, median of {REPEATS} runs afte
 # ## The fair benchmark's latest run
 #
 # `env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python benchmarks/bench.py --profile` on the 2-core project machine
-# (load average 0.47 before, 1.43 after; a slow phase of the machine: compare ratios, not times): each engine in its
+# (load average 0.49 before, 1.55 after; the machine moves 20-30 % between runs: compare ratios): each engine in its
 # own process, alternating rounds, median ms per call, its ratios to the other engines, whether its top-5 classes
 # are PyTorch's. Its whole output (the FLOP floor, batch 1 beside a busy process, whole-process costs, the per-op
 # profile) is in `benchmarks/README.md`.
 #
 # | threads | batch | engine | median ms | x PyTorch | x ORT | x OpenVINO | top-5 = PyTorch |
 # | --- | --- | --- | --- | --- | --- | --- | --- |
-# | 1 | 1 | ghostnp numpy | 58.9 | 0.93 | 3.44 | 3.77 | yes |
-# | 1 | 1 | ghostnp numba | 21.4 | 0.34 | 1.25 | 1.37 | yes |
-# | 1 | 1 | PyTorch eager | 63.4 | 1.00 | 3.70 | 4.06 | yes |
-# | 1 | 1 | ONNX Runtime | 17.1 | 0.27 | 1.00 | 1.10 | yes |
-# | 1 | 1 | OpenVINO f32 | 15.6 | 0.25 | 0.91 | 1.00 | yes |
-# | 1 | 32 | ghostnp numpy | 2477.1 | 1.05 | 3.72 | 4.62 | yes |
-# | 1 | 32 | ghostnp numba | 692.7 | 0.29 | 1.04 | 1.29 | yes |
-# | 1 | 32 | PyTorch eager | 2358.7 | 1.00 | 3.54 | 4.40 | yes |
-# | 1 | 32 | ONNX Runtime | 665.4 | 0.28 | 1.00 | 1.24 | yes |
-# | 1 | 32 | OpenVINO f32 | 535.7 | 0.23 | 0.81 | 1.00 | yes |
-# | 2 | 1 | ghostnp numpy | 57.6 | 1.03 | 3.08 | 4.05 | yes |
-# | 2 | 1 | ghostnp numba | 19.2 | 0.34 | 1.02 | 1.35 | yes |
-# | 2 | 1 | PyTorch eager | 56.1 | 1.00 | 3.00 | 3.95 | yes |
-# | 2 | 1 | ONNX Runtime | 18.7 | 0.33 | 1.00 | 1.32 | yes |
-# | 2 | 1 | OpenVINO f32 | 14.2 | 0.25 | 0.76 | 1.00 | yes |
-# | 2 | 32 | ghostnp numpy | 2004.1 | 1.80 | 5.41 | 7.14 | yes |
-# | 2 | 32 | ghostnp numba | 260.4 | 0.23 | 0.70 | 0.93 | yes |
-# | 2 | 32 | PyTorch eager | 1112.1 | 1.00 | 3.00 | 3.96 | yes |
-# | 2 | 32 | ONNX Runtime | 370.3 | 0.33 | 1.00 | 1.32 | yes |
-# | 2 | 32 | OpenVINO f32 | 280.7 | 0.25 | 0.76 | 1.00 | yes |
+# | 1 | 1 | ghostnp numpy | 55.0 | 1.00 | 3.52 | 4.01 | yes |
+# | 1 | 1 | ghostnp numba | 18.2 | 0.33 | 1.17 | 1.33 | yes |
+# | 1 | 1 | PyTorch eager | 55.1 | 1.00 | 3.53 | 4.02 | yes |
+# | 1 | 1 | ONNX Runtime | 15.6 | 0.28 | 1.00 | 1.14 | yes |
+# | 1 | 1 | OpenVINO f32 | 13.7 | 0.25 | 0.88 | 1.00 | yes |
+# | 1 | 32 | ghostnp numpy | 2080.0 | 0.96 | 3.59 | 4.68 | yes |
+# | 1 | 32 | ghostnp numba | 568.3 | 0.26 | 0.98 | 1.28 | yes |
+# | 1 | 32 | PyTorch eager | 2175.1 | 1.00 | 3.76 | 4.89 | yes |
+# | 1 | 32 | ONNX Runtime | 579.1 | 0.27 | 1.00 | 1.30 | yes |
+# | 1 | 32 | OpenVINO f32 | 444.8 | 0.20 | 0.77 | 1.00 | yes |
+# | 2 | 1 | ghostnp numpy | 56.7 | 0.87 | 3.15 | 4.02 | yes |
+# | 2 | 1 | ghostnp numba | 19.5 | 0.30 | 1.08 | 1.38 | yes |
+# | 2 | 1 | PyTorch eager | 64.9 | 1.00 | 3.61 | 4.60 | yes |
+# | 2 | 1 | ONNX Runtime | 18.0 | 0.28 | 1.00 | 1.27 | yes |
+# | 2 | 1 | OpenVINO f32 | 14.1 | 0.22 | 0.78 | 1.00 | yes |
+# | 2 | 32 | ghostnp numpy | 2084.1 | 1.41 | 4.98 | 7.09 | yes |
+# | 2 | 32 | ghostnp numba | 277.4 | 0.19 | 0.66 | 0.94 | yes |
+# | 2 | 32 | PyTorch eager | 1476.2 | 1.00 | 3.53 | 5.02 | yes |
+# | 2 | 32 | ONNX Runtime | 418.3 | 0.28 | 1.00 | 1.42 | yes |
+# | 2 | 32 | OpenVINO f32 | 293.8 | 0.20 | 0.70 | 1.00 | yes |
 
 # %% [markdown]
 # ## The engines
